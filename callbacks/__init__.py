@@ -1,0 +1,1 @@
+"""Lightning callbacks of chimed-lit (installed as `chimed_lit.callbacks`)."""

@@ -1,0 +1,29 @@
+"""Save and restore every RNG (python, numpy, torch) in checkpoints, for exact resume."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+
+class RNGStateCallback(L.Callback):
+    """Sampling (dropout, PPO generation) continues after `resume=true` as if never stopped."""
+
+    def state_dict(self) -> dict[str, Any]:
+        name, keys, pos, has_gauss, cached = np.random.get_state()
+        return {"python": random.getstate(),  # plain tensors and ints: loadable with weights_only
+                "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        random.setstate(state["python"])
+        name, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        torch.set_rng_state(state["torch"])
+        if state.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,1 @@
+"""Strategy plugins: how a stage is distributed (installed as `chimed_lit.plugins`)."""

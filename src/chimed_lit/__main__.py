@@ -1,0 +1,3 @@
+from chimed_lit.cli import main
+
+raise SystemExit(main())

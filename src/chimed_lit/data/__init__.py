@@ -1,0 +1,1 @@
+"""The DataModule hierarchy: reading and validating records, tokenizing, packing, collating."""

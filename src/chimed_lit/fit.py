@@ -1,0 +1,163 @@
+"""Running one stage: compose -> instantiate -> validate -> fit -> validate -> export.
+
+Reads like a recipe: everything it builds comes from the config by `_target_`, and it writes
+the stage's outputs under `<output_dir>/<stage>/`: `checkpoints/`, `hf/`, `summary.json`,
+`config.yaml` and `initial_metrics.json`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from chimed_lit.atomic import write_dir, write_json, write_text
+from chimed_lit.checks import check_runtime
+from chimed_lit.errors import CheckpointError
+
+log = logging.getLogger("chimed_lit")
+
+
+def stage_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.output_dir) / cfg.stage.name
+
+
+def find_resume_checkpoint(directory: Path) -> str | None:
+    """The newest checkpoint in `directory` (last.ckpt first), or None."""
+    if not directory.is_dir():
+        return None
+    last = directory / "last.ckpt"
+    if last.is_file():
+        return str(last)
+    ckpts = sorted(directory.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return str(ckpts[-1]) if ckpts else None
+
+
+def _loggers(cfg: DictConfig, stage: str, run_name: str, group: str | None) -> list[Any]:
+    from hydra.utils import instantiate
+
+    loggers = []
+    for name, spec in (cfg.logger or {}).items():
+        if spec is None:
+            continue
+        extra: dict[str, Any] = {}
+        if str(spec.get("_target_", "")).endswith("wandb_logger"):
+            extra = {"name": run_name, "group": group, "job_type": stage,
+                     "config": OmegaConf.to_container(cfg, resolve=True)}
+        elif str(spec.get("_target_", "")).endswith("CSVLogger"):
+            extra = {"name": f"{stage}/csv", "version": ""}
+        loggers.append(instantiate(spec, **extra))
+        log.info("logging to %s", name)
+    return loggers
+
+
+def _callbacks(cfg: DictConfig, sdir: Path) -> list[Any]:
+    from hydra.utils import instantiate
+
+    out = []
+    for spec in (cfg.callbacks or {}).values():
+        if spec is None:
+            continue
+        extra = {}
+        if str(spec.get("_target_", "")).endswith("ModelCheckpoint"):
+            extra = {"dirpath": str(sdir / "checkpoints")}
+        out.append(instantiate(spec, **extra))
+    return out
+
+
+def run_stage(cfg: DictConfig, init_from: str | None = None, run_name: str | None = None,
+              group: str | None = None, fingerprint: str | None = None) -> dict[str, Any]:
+    """Train the stage `cfg.stage.name`, starting from `init_from` (an HF dir) if given."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    started = time.time()
+    stage, sdir = cfg.stage.name, stage_dir(cfg)
+    check_runtime(cfg)
+
+    # 1. seed, tokenizer and data (bad data fails here, before any model is built)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    factory = instantiate(cfg.model)
+    tokenizer = factory.load_tokenizer() if init_from is None else _tokenizer_from(factory, init_from)
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    datamodule.setup("fit")
+    log.info("%s data: %s", stage, datamodule.stats)
+
+    # 2. model and LightningModule
+    model = factory.load_causal_lm(tokenizer, pretrained=init_from)
+    module = instantiate(cfg.stage.module, model=model, optimizer=instantiate(cfg.optimizer),
+                         scheduler=instantiate(cfg.scheduler))
+
+    # 3. trainer with the strategy, callbacks and loggers of the config
+    sdir.mkdir(parents=True, exist_ok=True)
+    write_text(sdir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    trainer = instantiate(cfg.trainer, strategy=instantiate(cfg.strategy),
+                          callbacks=_callbacks(cfg, sdir),
+                          logger=_loggers(cfg, stage, run_name or stage, group) or False,
+                          default_root_dir=str(sdir))
+
+    # 4. validation before training (kept across resumes), then fit
+    ckpt = find_resume_checkpoint(sdir / "checkpoints") if cfg.resume else None
+    if cfg.resume and ckpt is None:
+        log.warning("resume=true but no checkpoint under %s: starting from scratch", sdir)
+    initial_file = sdir / "initial_metrics.json"
+    if ckpt is None or not initial_file.is_file():
+        initial = _metrics(trainer.validate(module, datamodule=datamodule, verbose=False))
+        write_json(initial_file, initial)
+    else:
+        import json
+
+        initial = json.loads(initial_file.read_text())
+        log.info("resuming %s from %s", stage, ckpt)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+    trainer.save_checkpoint(str(sdir / "checkpoints" / "last.ckpt"))
+    train_loss = _scalar(trainer.callback_metrics.get(f"{stage}/train_loss"))
+    final = _metrics(trainer.validate(module, datamodule=datamodule, verbose=False))
+
+    # 5. export (plain transformers can load it) and the summary
+    summary: dict[str, Any] = {
+        "stage": stage, "global_step": trainer.global_step, "hf_dir": str(sdir / "hf"),
+        "initial": initial, "final": final, "data": datamodule.stats,
+        "train_loss": train_loss,
+        "elapsed_s": round(time.time() - started, 1), "fingerprint": fingerprint,
+    }
+    if trainer.is_global_zero:
+        def fill(tmp: Path) -> None:
+            module.model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+
+        write_dir(sdir / "hf", fill)
+        write_json(sdir / "summary.json", summary)
+    for lg in trainer.loggers:
+        if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":
+            lg.experiment.finish()
+    return summary
+
+
+def _tokenizer_from(factory: Any, init_from: str):
+    from dataclasses import replace
+
+    return replace(factory, pretrained=init_from, tokenizer=None).load_tokenizer()
+
+
+def _scalar(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def _metrics(results: list[dict[str, Any]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for r in results or []:
+        out.update({k: float(v) for k, v in r.items()})
+    return out
+
+
+def load_summary(sdir: Path) -> dict[str, Any]:
+    import json
+
+    path = sdir / "summary.json"
+    if not path.is_file():
+        raise CheckpointError(f"{sdir} has no summary.json: the stage did not finish")
+    return json.loads(path.read_text())

@@ -1,0 +1,68 @@
+"""`CausalLMModule`: next-token training, the machinery pre-training and SFT share.
+
+Knobs:
+- `optimizer`: a partial optimizer (AdamW by default) whose `weight_decay` applies to matrices
+  only; norms and biases are never decayed.
+- `scheduler`: `WarmupCosine` (warmup steps or ratio, cosine to a minimum ratio), stepped per
+  optimizer step over `trainer.estimated_stepping_batches`.
+- `stage`: the metric namespace (`pretrain/train_loss`, `pretrain/val_ppl`, ...).
+Gradient clipping, accumulation and precision are the Trainer's (`trainer.gradient_clip_val`,
+`trainer.accumulate_grad_batches`, `trainer.precision`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics import SumMetric
+
+from chimed_lit.losses import causal_lm_loss
+from chimed_lit.optim import WarmupCosine, param_groups
+
+
+class CausalLMModule(L.LightningModule):
+    def __init__(self, model: torch.nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: WarmupCosine | None = None, stage: str = "pretrain"):
+        super().__init__()
+        self.model = model
+        self.optimizer_fn, self.scheduler = optimizer, scheduler or WarmupCosine()
+        self.stage = stage
+        self.val_loss_sum, self.val_tokens = SumMetric(), SumMetric()
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
+        return self.model(**inputs, use_cache=False).logits
+
+    # 1. a training step: next-token loss on the target tokens
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, stats = causal_lm_loss(self(batch), batch["labels"])
+        self.log(f"{self.stage}/train_loss", loss, prog_bar=True)
+        self.log(f"{self.stage}/train_tokens", stats["n_tokens"].float(), reduce_fx="sum")
+        return loss
+
+    # 2. validation: loss averaged per token over the whole set, and its perplexity
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        _, stats = causal_lm_loss(self(batch), batch["labels"])
+        self.val_loss_sum.update(stats["loss_sum"])
+        self.val_tokens.update(stats["n_tokens"].float())
+
+    def on_validation_epoch_end(self) -> None:
+        loss = self.val_loss_sum.compute() / self.val_tokens.compute().clamp(min=1)
+        self.log(f"{self.stage}/val_loss", loss, prog_bar=True)
+        self.log(f"{self.stage}/val_ppl", torch.exp(loss.clamp(max=50)))
+        self.val_loss_sum.reset()
+        self.val_tokens.reset()
+
+    # 3. optimizer and schedule
+    def configure_optimizers(self) -> dict[str, Any]:
+        decay = getattr(self.optimizer_fn, "keywords", {}).get("weight_decay", 0.0)
+        optimizer = self.optimizer_fn(param_groups(self.model, decay))
+        total = self.trainer.estimated_stepping_batches
+        total = int(total) if math.isfinite(total) else 1000
+        schedule = self.scheduler.build(optimizer, total)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": schedule, "interval": "step", "name": f"{self.stage}/lr"}}

@@ -1,0 +1,37 @@
+"""Optimizer parameter groups and the warmup + cosine schedule."""
+
+from __future__ import annotations
+
+import torch
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices only: norms and biases (1-D tensors) keep weight_decay=0, as in LLaMA."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+class WarmupCosine:
+    """Linear warmup (`warmup_steps`, or `warmup_ratio` of all steps) then cosine decay to
+    `min_lr_ratio` x the peak learning rate, stepped every optimizer step. `total_steps`
+    (None: the Trainer's estimated steps) fixes the horizon, so a run stopped and resumed with
+    a larger `max_steps` follows the same schedule."""
+
+    def __init__(self, total_steps: int | None = None, warmup_steps: int | None = None,
+                 warmup_ratio: float = 0.05, min_lr_ratio: float = 0.1):
+        self.total_steps, self.warmup_steps = total_steps, warmup_steps
+        self.warmup_ratio, self.min_lr_ratio = warmup_ratio, min_lr_ratio
+
+    def build(self, optimizer: torch.optim.Optimizer, total_steps: int):
+        from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+        total_steps = self.total_steps or total_steps
+        warmup = self.warmup_steps if self.warmup_steps is not None else int(
+            self.warmup_ratio * total_steps)
+        return get_cosine_with_min_lr_schedule_with_warmup(
+            optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1),
+            min_lr_rate=self.min_lr_ratio)

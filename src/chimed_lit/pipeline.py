@@ -1,0 +1,123 @@
+"""The regime as a pipeline: a stage runs after the stages it needs, reusing unchanged ones.
+
+`pretrain -> sft -> reward -> rlhf` (and `dpo` beside `reward + rlhf`). Each upstream stage is
+composed from its own stage config plus the run-wide overrides (`paths`, `seed`, `model`,
+`logger`, `resume`, `checkpoint`) and any `<stage>.key=value` overrides; overrides without a
+stage prefix apply to the target stage only. A stage whose resolved config and input files are
+unchanged (same fingerprint in `<stage>/stage.json`, `hf/` present) is reused, not retrained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from chimed_lit.atomic import write_json
+
+log = logging.getLogger("chimed_lit")
+
+STAGES = ("pretrain", "sft", "reward", "rlhf", "dpo")
+RUN_WIDE = ("paths", "seed", "model", "logger", "resume", "checkpoint", "experiment")
+_VOLATILE = ("resume", "logger", "callbacks", "paths", "stage_overrides", "checkpoint", "hydra")
+
+
+def is_run_wide(override: str) -> bool:
+    key = override.lstrip("+~").split("=", 1)[0]
+    return key.split(".", 1)[0] in RUN_WIDE and key != "model.pretrained"
+
+
+def file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    p = Path(path).expanduser()
+    if not p.is_file():  # a Hub id: its name stands for it
+        return f"hub:{path}"
+    with p.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(cfg: DictConfig, upstream: list[str], data_files: list[str]) -> str:
+    """Hash of what determines a stage's result: its resolved config (less logging and paths),
+    the fingerprints of the stages it starts from, and the bytes of its input files."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for key in _VOLATILE:
+        resolved.pop(key, None)
+    payload = json.dumps({"cfg": resolved, "upstream": upstream,
+                          "files": [file_digest(f) for f in data_files]}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def data_files(cfg: DictConfig) -> list[str]:
+    """The stage's input files (demo files when none are configured)."""
+    from hydra.utils import get_class
+
+    files = list(cfg.data.get("train_files") or []) + list(cfg.data.get("val_files") or [])
+    if not cfg.data.get("train_files"):
+        from chimed_lit.demo import demo_path
+
+        files += [demo_path(n) for n in get_class(cfg.data._target_).demo_files]
+    return files
+
+
+def plan(cfg: DictConfig) -> list[str]:
+    """Stages to run, upstream first, ending with the target stage."""
+    target = cfg.stage.name
+    needs = list(cfg.stage.get("needs") or [])
+    if cfg.model.get("pretrained") and target != "pretrain" and needs[:1] == ["pretrain"]:
+        needs = needs[1:]  # starting from a given model: no pre-training run
+    return needs + [target]
+
+
+def compose_stage(name: str, task_overrides: list[str], output_dir: str) -> DictConfig:
+    """The config of upstream stage `name` within the running Hydra app."""
+    from hydra import compose
+
+    overrides = [f"stage={name}", f"paths.output_dir={output_dir}"]
+    overrides += [o for o in task_overrides if is_run_wide(o) and not o.startswith("paths.output_dir=")]
+    overrides += [o for o in task_overrides if o.startswith("+stage_overrides.")]
+    cfg = compose(config_name="fit", overrides=overrides)
+    extra = cfg.stage_overrides.get(name) or {}
+    flat = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+            for k, v in _flatten(OmegaConf.to_container(extra, resolve=True))]
+    return compose(config_name="fit", overrides=overrides + flat) if flat else cfg
+
+
+def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(d, dict) and d:
+        return [kv for k, v in d.items() for kv in _flatten(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), d)]
+
+
+def run_pipeline(cfg: DictConfig, task_overrides: list[str], run_name: str | None = None,
+                 group: str | None = None) -> dict[str, Any]:
+    """Run (or reuse) every stage the target needs, then the target; returns its summary."""
+    from chimed_lit.fit import run_stage, stage_dir
+
+    stages = plan(cfg)
+    fps: dict[str, str] = {}
+    summary: dict[str, Any] = {}
+    for name in stages:
+        scfg = cfg if name == stages[-1] else compose_stage(name, task_overrides, cfg.paths.output_dir)
+        needs = [s for s in (scfg.stage.get("needs") or []) if s in fps]
+        fp = fingerprint(scfg, [fps[s] for s in needs], data_files(scfg))
+        fps[name] = fp
+        sdir = stage_dir(scfg)
+        done = sdir / "stage.json"
+        if (done.is_file() and json.loads(done.read_text()).get("fingerprint") == fp
+                and (sdir / "hf").is_dir() and not scfg.resume):
+            log.info("reusing %s: config and inputs unchanged (%s)", name, sdir)
+            summary = json.loads((sdir / "summary.json").read_text())
+            continue
+        init_from = scfg.model.get("pretrained") or (
+            str(stage_dir(scfg).parent / needs[0] / "hf") if needs else None)
+        log.info("running %s -> %s", name, sdir)
+        summary = run_stage(scfg, init_from=init_from, run_name=f"{run_name or ''}{name}",
+                            group=group, fingerprint=fp)
+        write_json(done, {"stage": name, "fingerprint": fp, "complete": True})
+    return summary

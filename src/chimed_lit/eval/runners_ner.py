@@ -1,0 +1,73 @@
+"""NER by prompted generation: ask for `实体：类型` lines, parse them, score (surface, type).
+
+Type names shown to the model are readable Chinese names (CMeEE's codes `dis`, `sym`... are
+shown as 疾病, 临床表现...); parsed answers are mapped back to the dataset's codes, so a model
+that answers with either the name or the code is scored the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .lm import generate
+from .metrics_ner import ner_scores
+from .parsing import parse_entity_lines
+from .prompts import CMEEE_TYPE_NAMES, Render, chimed_render, ner_messages
+from .records import NERExample
+
+
+def run_ner(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[NERExample],
+    *,
+    fewshot: Sequence[NERExample] = (),
+    k_shot: int = 0,
+    types: Sequence[str] | None = None,
+    type_names: Mapping[str, str] | None = None,
+    render: Render = chimed_render,
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    limit: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Returns {"task": "ner", "metrics": ner_scores(...), "predictions": [...]}.
+
+    `types` defaults to every type in the examples and exemplars; `type_names` maps a type
+    code to its display name (CMeEE names built in; other codes are shown as they are)."""
+    examples = list(examples)[: limit if limit is not None else None]
+    shots = list(fewshot)[:k_shot]
+    codes = (
+        list(types)
+        if types is not None
+        else sorted({e.type for ex in [*examples, *shots] for e in ex.entities})
+    )
+    names = {**CMEEE_TYPE_NAMES, **(type_names or {})}
+    code_to_name = {c: names.get(c, c) for c in codes}
+    reverse = {**{c: c for c in codes}, **{n: c for c, n in code_to_name.items()}}
+    display = [code_to_name[c] for c in codes]
+    prompts = [render(ner_messages(ex, display, code_to_name, shots)) for ex in examples]
+    outputs = generate(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        desc="ner",
+    )
+    gold = [{(e.surface, e.type) for e in ex.entities} for ex in examples]
+    pred = [parse_entity_lines(out, reverse) for out in outputs]
+    predictions = [
+        {
+            "line": ex.source_line,
+            "output": out,
+            "predicted": sorted(p),
+            "gold": sorted(g),
+        }
+        for ex, out, p, g in zip(examples, outputs, pred, gold, strict=True)
+    ]
+    metrics = ner_scores(gold, pred)
+    metrics["n"] = len(examples)
+    return {"task": "ner", "metrics": metrics, "predictions": predictions}

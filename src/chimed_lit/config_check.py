@@ -101,7 +101,8 @@ def check_overrides(overrides: list[str]) -> list[str]:
             key = ov.key_or_group
             if key in groups:
                 opts = group_options(key)
-                for v in _values(ov):
+                picked = [x for v in _values(ov) for x in (v if isinstance(v, list) else [v])]
+                for v in picked:
                     if v is not None and str(v) not in opts:
                         problems.append(f"{key}={v}: no such option; {key} is one of {', '.join(opts)}")
                 if not ov.is_sweep_override():

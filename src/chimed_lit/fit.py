@@ -26,12 +26,9 @@ def stage_dir(cfg: DictConfig) -> Path:
 
 
 def find_resume_checkpoint(directory: Path) -> str | None:
-    """The newest checkpoint in `directory` (last.ckpt first), or None."""
+    """The newest checkpoint in `directory` (by modification time), or None."""
     if not directory.is_dir():
         return None
-    last = directory / "last.ckpt"
-    if last.is_file():
-        return str(last)
     ckpts = sorted(directory.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
     return str(ckpts[-1]) if ckpts else None
 
@@ -45,11 +42,12 @@ def _loggers(cfg: DictConfig, stage: str, run_name: str, group: str | None) -> l
             continue
         extra: dict[str, Any] = {}
         if str(spec.get("_target_", "")).endswith("wandb_logger"):
-            extra = {"name": run_name, "group": group, "job_type": stage,
-                     "config": OmegaConf.to_container(cfg, resolve=True)}
+            extra = {"name": run_name, "group": group, "job_type": stage}
         elif str(spec.get("_target_", "")).endswith("CSVLogger"):
             extra = {"name": f"{stage}/csv", "version": ""}
-        loggers.append(instantiate(spec, **extra))
+        logger = instantiate(spec, **extra)
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        loggers.append(logger)
         log.info("logging to %s", name)
     return loggers
 
@@ -62,7 +60,7 @@ def _callbacks(cfg: DictConfig, sdir: Path) -> list[Any]:
         if spec is None:
             continue
         extra = {}
-        if str(spec.get("_target_", "")).endswith("ModelCheckpoint"):
+        if str(spec.get("_target_", "")).endswith(("ModelCheckpoint", "FinalCheckpoint")):
             extra = {"dirpath": str(sdir / "checkpoints")}
         out.append(instantiate(spec, **extra))
     return out
@@ -113,7 +111,6 @@ def run_stage(cfg: DictConfig, init_from: str | None = None, run_name: str | Non
         initial = json.loads(initial_file.read_text())
         log.info("resuming %s from %s", stage, ckpt)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
-    trainer.save_checkpoint(str(sdir / "checkpoints" / "last.ckpt"))
     train_loss = _scalar(trainer.callback_metrics.get(f"{stage}/train_loss"))
     final = _metrics(trainer.validate(module, datamodule=datamodule, verbose=False))
 

@@ -111,6 +111,8 @@ class BaseDataModule(L.LightningDataModule):
         return kept
 
     def _parse_record(self, rec: Record) -> dict[str, Any]:
+        if rec.error is not None:
+            raise rec.error
         try:
             return self.parse(rec.data)
         except FieldError as e:
@@ -160,9 +162,8 @@ class BaseDataModule(L.LightningDataModule):
         """Settings that change the tokenized output (subclasses extend)."""
         return {"max_length": self.max_length}
 
-    def _progress(self) -> tuple[int, int]:
-        t = self.trainer
-        return t.current_epoch, t.fit_loop.epoch_loop.batch_progress.current.processed
+    def _progress(self) -> int:
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def train_dataloader(self) -> ResumableDataLoader:
         t = self.trainer

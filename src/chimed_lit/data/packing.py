@@ -66,3 +66,25 @@ def pack(documents: list[list[int]], capacity: int, pad_id: int, packed: bool = 
         [i] for i in range(len(documents))]
     rows = [layout_block([documents[i] for i in g], capacity, pad_id) for g in groups]
     return {k: [r[k] for r in rows] for k in ("input_ids", "labels", "position_ids")}
+
+
+def pack_labelled(input_ids: list[list[int]], labels: list[list[int]], capacity: int, pad_id: int
+                  ) -> dict[str, list[list[int]]]:
+    """Like `pack`, for examples that bring their own labels (SFT's loss masks): best-fit blocks
+    of whole examples, per-example position ids, and each example's first label ignored (it
+    would be predicted from the previous example's last token)."""
+    groups = best_fit_blocks([len(x) for x in input_ids], capacity)
+    rows: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
+    for g in groups:
+        ids: list[int] = []
+        lab: list[int] = []
+        pos: list[int] = []
+        for i in g:
+            ids += input_ids[i]
+            lab += [IGNORE] + list(labels[i][1:])
+            pos += list(range(len(input_ids[i])))
+        pad = capacity - len(ids)
+        rows["input_ids"].append(ids + [pad_id] * pad)
+        rows["labels"].append(lab + [IGNORE] * pad)
+        rows["position_ids"].append(pos + list(range(pad)))
+    return rows

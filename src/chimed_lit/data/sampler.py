@@ -1,8 +1,10 @@
 """A sampler and DataLoader that resume mid-epoch exactly where a checkpoint left off.
 
-The order is a pure function of (seed, epoch), so a resumed run sees the same batches as an
-uninterrupted one. Lightning stores the loader's `state_dict()` in every checkpoint (it is a
-`_Stateful`); the state is read from the trainer's progress, not from the iterator, because
+The order of each pass over the data is a pure function of (seed, pass number), so a resumed
+run sees the same batches as an uninterrupted one. The sampler counts its own passes rather
+than trusting the Trainer's epoch number, which Lightning advances when `max_steps` stops a run
+mid-epoch. Lightning stores the loader's `state_dict()` in every checkpoint (the loader is a
+`_Stateful`); the position is read from the trainer's progress, not from the iterator, because
 Lightning prefetches a batch ahead of the one being trained on.
 """
 
@@ -16,50 +18,53 @@ from torch.utils.data import DataLoader, Sampler
 
 
 class ResumableSampler(Sampler[int]):
-    """Shuffled (or sequential) indices for one rank, skipping batches already trained on."""
+    """Shuffled (or sequential) indices for one rank, skipping samples already trained on."""
 
     def __init__(self, size: int, shuffle: bool = True, seed: int = 0, rank: int = 0,
                  world_size: int = 1):
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.world_size = rank, world_size
-        self.epoch, self.skip = 0, 0
+        self.current_pass = -1  # the pass being iterated
+        self.next_pass, self.skip = 0, 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at each epoch start; a new epoch starts from its beginning."""
-        if epoch != self.epoch:
-            self.epoch, self.skip = epoch, 0
+        """Lightning calls this each epoch; passes are counted by the sampler itself."""
 
     def __iter__(self) -> Iterator[int]:
+        self.current_pass, skip = self.next_pass, self.skip
+        self.next_pass, self.skip = self.next_pass + 1, 0
         if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.current_pass)
             order = torch.randperm(self.size, generator=g).tolist()
         else:
             order = list(range(self.size))
         per_rank = self.size // self.world_size  # equal shares keep ranks in step
         mine = order[self.rank * per_rank:(self.rank + 1) * per_rank]
-        yield from mine[self.skip:]
+        yield from mine[skip:]
 
     def __len__(self) -> int:
         return self.size // self.world_size
 
 
 class ResumableDataLoader(DataLoader):
-    """A DataLoader whose position (epoch, batches done) travels in Lightning checkpoints."""
+    """A DataLoader whose position (pass, batches done) travels in Lightning checkpoints.
 
-    def __init__(self, *args: Any, progress: Callable[[], tuple[int, int]] | None = None,
-                 **kwargs: Any):
+    `progress()` returns the batches the trainer finished in the current pass."""
+
+    def __init__(self, *args: Any, progress: Callable[[], int] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._progress = progress
 
     def state_dict(self) -> dict[str, int]:
-        epoch, done = self._progress() if self._progress else (0, 0)
-        return {"epoch": epoch, "batches_done": done}
+        sampler = self.sampler
+        assert isinstance(sampler, ResumableSampler)
+        done = self._progress() if self._progress else 0
+        return {"pass": max(sampler.current_pass, 0), "batches_done": done}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         sampler = self.sampler
         assert isinstance(sampler, ResumableSampler)
-        batches = len(self)
-        if state["batches_done"] >= batches:  # saved at the epoch's last batch
-            sampler.epoch, sampler.skip = state["epoch"] + 1, 0
+        if state["batches_done"] >= len(self):  # saved at the pass's last batch
+            sampler.next_pass, sampler.skip = state["pass"] + 1, 0
         else:
-            sampler.epoch, sampler.skip = state["epoch"], state["batches_done"] * self.batch_size
+            sampler.next_pass, sampler.skip = state["pass"], state["batches_done"] * self.batch_size

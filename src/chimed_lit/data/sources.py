@@ -26,6 +26,7 @@ class Record:
     data: dict[str, Any]
     source: str
     where: str
+    error: DataError | None = None  # a record-level syntax error (skippable), data is then {}
 
 
 def file_format(path: str, fmt: str | None = None) -> str:
@@ -88,11 +89,17 @@ def _read_jsonl(text: str, path: str) -> Iterator[Record]:
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(path, f"malformed JSON ({e.msg} at column {e.colno})",
-                            where=f"line {n}") from None
+            yield _bad(path, n, f"malformed JSON ({e.msg} at column {e.colno})")
+            continue
         if not isinstance(obj, dict):
-            raise DataError(path, f"expected a JSON object, got {type(obj).__name__}", where=f"line {n}")
+            yield _bad(path, n, f"expected a JSON object, got {type(obj).__name__}")
+            continue
         yield Record(obj, path, f"line {n}")
+
+
+def _bad(path: str, line: int, message: str) -> Record:
+    where = f"line {line}"
+    return Record({}, path, where, DataError(path, message, where=where))
 
 
 def _read_json_array(text: str, path: str) -> Iterator[Record]:
@@ -116,9 +123,10 @@ def _read_csv(text: str, path: str) -> Iterator[Record]:
     try:
         for row in reader:
             if None in row:
-                raise DataError(path, f"row has {len(reader.fieldnames) + len(row[None])} fields but "
-                                      f"the header has {len(reader.fieldnames)}",
-                                where=f"line {reader.line_num}")
+                yield _bad(path, reader.line_num,
+                           f"row has {len(reader.fieldnames) + len(row[None])} fields but "
+                           f"the header has {len(reader.fieldnames)}")
+                continue
             yield Record(dict(row), path, f"line {reader.line_num}")
     except csv.Error as e:
         raise DataError(path, f"malformed CSV ({e})", where=f"line {reader.line_num}") from None

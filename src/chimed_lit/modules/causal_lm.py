@@ -41,6 +41,7 @@ class CausalLMModule(L.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, stats = causal_lm_loss(self(batch), batch["labels"])
         self.log(f"{self.stage}/train_loss", loss, prog_bar=True)
+        self.log(f"{self.stage}/lr", self.optimizers().param_groups[0]["lr"])
         self.log(f"{self.stage}/train_tokens", stats["n_tokens"].float(), reduce_fx="sum")
         return loss
 
@@ -65,4 +66,4 @@ class CausalLMModule(L.LightningModule):
         total = int(total) if math.isfinite(total) else 1000
         schedule = self.scheduler.build(optimizer, total)
         return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": schedule, "interval": "step", "name": f"{self.stage}/lr"}}
+                "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

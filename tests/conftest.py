@@ -1,0 +1,68 @@
+"""Shared test setup: offline everything, one cache per session, and a helper to run the CLI."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.pop("WANDB_API_KEY", None)  # with a key and no network wandb.init hangs ~100 s
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared(rel: str) -> Path:
+    """A file of the shared research-only samples (skip the test when they are absent)."""
+    path = SHARED_DATA / rel
+    if not path.exists():
+        pytest.skip(f"shared sample data not found: {path}")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = tmp_path_factory.mktemp("chimed_cache")
+    os.environ["CHIMED_LIT_CACHE"] = str(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def demo_tok(_session_cache: Path):
+    from chimed_lit.demo_tokenizer import demo_tokenizer
+
+    return demo_tokenizer(_session_cache)
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.code, self.out, self.err = code, out, err
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture):
+    """Run `chimed-lit ARGS` in this process (as the console script would) and capture output."""
+    from chimed_lit.cli import main
+
+    def run(*args: str) -> CliResult:
+        saved = sys.argv
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            sys.argv = saved
+            from hydra.core.global_hydra import GlobalHydra
+
+            GlobalHydra.instance().clear()
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

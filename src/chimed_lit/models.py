@@ -90,6 +90,34 @@ class ModelFactory:
         return model.to(torch.float32) if self.dtype in ("float32", "fp32") else model
 
 
+    def load_reward_model(self, tokenizer, pretrained: str | None = None):
+        """A sequence classifier with one output (the reward), read at the last non-pad token.
+
+        From a causal-LM dir (the SFT output) the backbone weights load and the scalar head starts
+        fresh; from a reward-model dir everything loads. transformers' *ForSequenceClassification
+        finds the last non-pad token from `pad_token_id`, set here to the tokenizer's."""
+        from transformers import AutoConfig, AutoModelForSequenceClassification
+
+        source = pretrained or self.pretrained
+        if source is None:
+            base = self.load_causal_lm(tokenizer)
+            config = base.config
+            config.num_labels = 1
+            model = AutoModelForSequenceClassification.from_config(config, dtype=self.torch_dtype())
+            model.model.load_state_dict(base.model.state_dict())
+        else:
+            _check_source(source)
+            config = AutoConfig.from_pretrained(source, trust_remote_code=self.trust_remote_code)
+            config.num_labels = 1
+            config.pad_token_id = tokenizer.pad_token_id
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, config=config, dtype=self.torch_dtype(),
+                attn_implementation=self.attn_implementation,
+                trust_remote_code=self.trust_remote_code)
+        model.config.pad_token_id = tokenizer.pad_token_id
+        return model.to(self.torch_dtype())
+
+
 def _round_up(n: int, k: int) -> int:
     return (n + k - 1) // k * k
 

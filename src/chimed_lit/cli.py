@@ -20,8 +20,14 @@ STAGES = ("pretrain", "sft", "reward", "rlhf", "dpo")
 USAGE = """usage: chimed-lit <command> [key=value ...] [-m] [--cfg job] [--help]
 
 commands:
-  fit    train a stage of the ChiMed-GPT regime, after the stages it needs
-         chimed-lit fit stage=pretrain trainer.max_steps=200 paths.output_dir=runs/a
+  fit       train a stage of the ChiMed-GPT regime, after the stages it needs
+            chimed-lit fit stage=sft trainer.max_steps=200 paths.output_dir=runs/a
+  generate  batched replies for a JSONL of prompts, on any HF model dir
+            chimed-lit generate model.pretrained=runs/a/sft/hf input=prompts.jsonl
+  eval      evaluate a model, or every stage of a run, and write a table
+            chimed-lit eval task=all paths.output_dir=runs/a data.mcq_files=[exam.csv]
+  chat      talk to a model in the terminal (streamed, multi-turn)
+            chimed-lit chat model.pretrained=runs/a/sft/hf
 
 config groups (pick one with group=option; `chimed-lit fit --cfg job` prints the result):
 {groups}
@@ -130,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "fit":
             return _fit(rest)
+        if command == "eval":
+            from chimed_lit.eval_cli import eval_command
+
+            return eval_command(rest)
+        if command in ("generate", "chat"):
+            from chimed_lit.infer_cli import chat_command, generate_command
+
+            return (generate_command if command == "generate" else chat_command)(rest)
         print(f"chimed-lit: unknown command {command!r}; run `chimed-lit --help`", file=sys.stderr)
         return 2
     except ChimedError as e:

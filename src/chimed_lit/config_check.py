@@ -31,6 +31,30 @@ def config_groups() -> list[str]:
                   and loader.get_group_options(g, results_filter=ObjectType.CONFIG))
 
 
+def _node(cfg: DictConfig, key: str):
+    """The config node at a dotted key (present even when its value is ??? or null), or None."""
+    node = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig):
+            return None
+        node = node._get_node(part)  # `part in node` is False for ??? values
+        if node is None:
+            return None
+    return node
+
+
+def _default_groups(config_name: str) -> set[str]:
+    """Groups named in a primary config's own defaults list."""
+    from importlib.resources import files
+
+    raw = OmegaConf.create((files(CONFIG_MODULE) / f"{config_name}.yaml").read_text())
+    out = set()
+    for entry in raw.get("defaults", []):
+        if isinstance(entry, DictConfig):
+            out.update(str(k).split("@")[0].lstrip("/").removeprefix("override ") for k in entry)
+    return out
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip() or str(e.__cause__ or type(e).__name__).strip()
     return text.splitlines()[0]
@@ -77,8 +101,8 @@ def _trainer_args() -> set[str]:
     return set(inspect.signature(Trainer.__init__).parameters) - {"self"}
 
 
-def check_overrides(overrides: list[str]) -> list[str]:
-    """Validate `overrides` for `fit`; return them, with Lightning Trainer arguments that the
+def check_overrides(overrides: list[str], config_name: str = "fit") -> list[str]:
+    """Validate `overrides` for the primary config `config_name`; return them, with Lightning Trainer arguments that the
     YAML does not list turned into additions (`+trainer.x=v`). Raise one `ConfigError`."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -95,7 +119,7 @@ def check_overrides(overrides: list[str]) -> list[str]:
             problems.append(f"cannot parse {text!r}: {_first_line(e)}")
     GlobalHydra.instance().clear()
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        groups = set(config_groups())
+        groups = set(config_groups()) if config_name == "fit" else _default_groups(config_name)
         choices = []
         for text, ov in parsed:
             key = ov.key_or_group
@@ -108,7 +132,7 @@ def check_overrides(overrides: list[str]) -> list[str]:
                 if not ov.is_sweep_override():
                     choices.append(text)
         try:
-            cfg = compose(config_name="fit", overrides=[c for c in choices if c.split("=")[0] in groups
+            cfg = compose(config_name=config_name, overrides=[c for c in choices if c.split("=")[0] in groups
                                                         and not any(c.startswith(p[0]) for p in problems)])
         except HydraException as e:
             raise ConfigError(problems + [_first_line(e)]) from None
@@ -120,8 +144,8 @@ def check_overrides(overrides: list[str]) -> list[str]:
                     ov.package is not None) or key.startswith("stage_overrides"):
                 out.append(text)
                 continue
-            node = OmegaConf.select(cfg, key, default="__absent__", throw_on_resolution_failure=False)
-            if node == "__absent__":
+            node = _node(cfg, key)
+            if node is None:
                 if key.startswith("trainer.") and key.count(".") == 1:
                     trainer_args = trainer_args if trainer_args is not None else _trainer_args()
                     if key.split(".", 1)[1] in trainer_args:
@@ -129,9 +153,7 @@ def check_overrides(overrides: list[str]) -> list[str]:
                         continue
                 problems.append(f"unknown key '{key}'{_suggest(cfg, key)}")
                 continue
-            parent, _, leaf = key.rpartition(".")
-            container = OmegaConf.select(cfg, parent) if parent else cfg
-            raw = container._get_node(leaf)._value() if isinstance(container, DictConfig) else node
+            raw = node._value()
             if isinstance(raw, str) and "${" in raw:
                 raw = None  # an interpolation: its type is decided elsewhere
             for v in _values(ov):

@@ -82,9 +82,10 @@ def compose_stage(name: str, task_overrides: list[str], output_dir: str) -> Dict
     overrides += [o for o in task_overrides if is_run_wide(o) and not o.startswith("paths.output_dir=")]
     overrides += [o for o in task_overrides if o.startswith("+stage_overrides.")]
     cfg = compose(config_name="fit", overrides=overrides)
-    extra = cfg.stage_overrides.get(name) or {}
-    flat = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-            for k, v in _flatten(OmegaConf.to_container(extra, resolve=True))]
+    extra = cfg.stage_overrides.get(name)
+    flat = [] if extra is None else [
+        f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
+        for k, v in _flatten(OmegaConf.to_container(extra, resolve=True))]
     return compose(config_name="fit", overrides=overrides + flat) if flat else cfg
 
 

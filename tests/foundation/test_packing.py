@@ -35,7 +35,7 @@ def _per_doc_losses(model, batch) -> list[float]:
         token_loss = F.cross_entropy(logits[row, :-1], labels[1:], ignore_index=IGNORE,
                                      reduction="none")
         starts = (pos == 0).nonzero().flatten().tolist() + [len(pos)]
-        for a, b in zip(starts, starts[1:]):
+        for a, b in zip(starts, starts[1:], strict=False):
             seg = labels[a:b]
             if (seg != IGNORE).any():  # a document, not the padding tail
                 n = int((labels[a + 1:b] != IGNORE).sum())
@@ -62,7 +62,7 @@ def test_packed_losses_equal_unpacked(demo_tok, tmp_path):
     batch_s = single.collate([ds_s[i] for i in range(len(ds_s))])
     lp, ls = sorted(_per_doc_losses(model, batch_p)), sorted(_per_doc_losses(model, batch_s))
     assert len(lp) == len(ls) == packed.stats["val_documents"]
-    for a, b in zip(lp, ls):
+    for a, b in zip(lp, ls, strict=True):
         assert abs(a - b) < 1e-5, (a, b)
 
 

@@ -12,27 +12,14 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chimed_lit.atomic import write_text
+
 _DETAIL_KEYS = {"per_type", "per_subject", "item_values", "option_shares"}
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def flatten_metrics(
@@ -75,9 +62,9 @@ def write_task_result(out_dir: str | Path, task: str, result: Mapping[str, Any])
     out = Path(out_dir)
     payload = {"task": task, **{k: v for k, v in result.items() if k != "task"}}
     json_path = out / f"{stem}.json"
-    _atomic_write(json_path, json.dumps(payload, ensure_ascii=False, indent=2, default=_jsonable))
+    write_text(json_path, json.dumps(payload, ensure_ascii=False, indent=2, default=_jsonable))
     md = f"# {task}\n\n" + metrics_markdown(result.get("metrics", {}))
-    _atomic_write(out / f"{stem}.md", md)
+    write_text(out / f"{stem}.md", md)
     return json_path
 
 
@@ -131,8 +118,8 @@ def write_comparison(
     """Write `<name>.md` and `<name>.csv` from `comparison_table(rows, **kwargs)`."""
     md, csv_text = comparison_table(rows, **kwargs)
     out = Path(out_dir)
-    _atomic_write(out / f"{name}.md", md)
-    _atomic_write(out / f"{name}.csv", csv_text)
+    write_text(out / f"{name}.md", md)
+    write_text(out / f"{name}.csv", csv_text)
     return out / f"{name}.md", out / f"{name}.csv"
 
 

@@ -66,3 +66,30 @@ def run_cli(capsys: pytest.CaptureFixture):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+REGIME_STAGE = "sft"  # the furthest stage the embedded default regime runs to in the tests
+
+
+@pytest.fixture(scope="session")
+def regime(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -> Path:
+    """One `chimed-lit fit stage=<furthest>` on the tiny default, shared by the stage tests
+    (W&B offline and CSV side by side); returns its output dir."""
+    import time
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from chimed_lit.cli import main
+
+    out = tmp_path_factory.mktemp("regime")
+    saved = sys.argv
+    started = time.time()
+    try:
+        code = main(["fit", f"stage={REGIME_STAGE}", f"paths.output_dir={out}",
+                     "logger=[wandb,csv]"])
+    finally:
+        sys.argv = saved
+        GlobalHydra.instance().clear()
+    assert code == 0
+    (out / "elapsed_s.txt").write_text(f"{time.time() - started:.1f}")
+    return out

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from chimed_lit.atomic import write_dir, write_json, write_text
 from chimed_lit.checks import check_runtime
-from chimed_lit.errors import CheckpointError
+from chimed_lit.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("chimed_lit")
 
@@ -66,9 +66,39 @@ def _callbacks(cfg: DictConfig, sdir: Path) -> list[Any]:
     return out
 
 
-def run_stage(cfg: DictConfig, init_from: str | None = None, run_name: str | None = None,
+def build_models(cfg: DictConfig, factory: Any, upstream: dict[str, str]) -> tuple[Any, dict]:
+    """The tokenizer and the models a stage's module takes, by `stage.model_kind`:
+    `causal_lm` (pretrain, SFT), `reward` (a scalar head on the SFT backbone) or `ppo` (actor,
+    critic, frozen reference and reward model)."""
+    kind = cfg.stage.get("model_kind", "causal_lm")
+    needs = [n for n in (cfg.stage.get("needs") or []) if n in upstream]
+    if kind == "ppo":
+        policy = cfg.stage.get("policy") or upstream.get("sft")
+        reward = cfg.stage.get("reward_model") or upstream.get("reward")
+        if not policy or not reward:
+            raise ConfigError("the rlhf stage needs a policy and a reward model: set "
+                              "stage.policy=DIR and stage.reward_model=DIR, or let the pipeline "
+                              "build the sft and reward stages")
+        tok = _tokenizer_from(factory, policy)
+        models = {"actor": factory.load_causal_lm(tok, pretrained=policy),
+                  "ref": factory.load_causal_lm(tok, pretrained=policy),
+                  "critic": factory.load_reward_model(tok, pretrained=reward),
+                  "reward_model": factory.load_reward_model(tok, pretrained=reward),
+                  "tokenizer": tok}
+        return tok, models
+    init_from = upstream[needs[0]] if needs else None
+    tok = factory.load_tokenizer() if init_from is None else _tokenizer_from(factory, init_from)
+    if kind == "reward":
+        return tok, {"model": factory.load_reward_model(tok, pretrained=init_from)}
+    if kind != "causal_lm":
+        raise ConfigError(f"stage.model_kind={kind!r}: use causal_lm, reward or ppo")
+    return tok, {"model": factory.load_causal_lm(tok, pretrained=init_from)}
+
+
+def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name: str | None = None,
               group: str | None = None, fingerprint: str | None = None) -> dict[str, Any]:
-    """Train the stage `cfg.stage.name`, starting from `init_from` (an HF dir) if given."""
+    """Train the stage `cfg.stage.name`; `upstream` maps the stages it starts from to their
+    hf/ dirs."""
     import lightning as L
     from hydra.utils import instantiate
 
@@ -76,18 +106,19 @@ def run_stage(cfg: DictConfig, init_from: str | None = None, run_name: str | Non
     stage, sdir = cfg.stage.name, stage_dir(cfg)
     check_runtime(cfg)
 
-    # 1. seed, tokenizer and data (bad data fails here, before any model is built)
+    # 1. seed, tokenizer, models and data (bad data fails before training starts)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     factory = instantiate(cfg.model)
-    tokenizer = factory.load_tokenizer() if init_from is None else _tokenizer_from(factory, init_from)
+    tokenizer, models = build_models(cfg, factory, upstream or {})
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
     datamodule.setup("fit")
     log.info("%s data: %s", stage, datamodule.stats)
 
-    # 2. model and LightningModule
-    model = factory.load_causal_lm(tokenizer, pretrained=init_from)
-    module = instantiate(cfg.stage.module, model=model, optimizer=instantiate(cfg.optimizer),
-                         scheduler=instantiate(cfg.scheduler))
+    # 2. the LightningModule
+    extra = {"scheduler": instantiate(cfg.scheduler)} if cfg.get("scheduler") else {}
+    if cfg.get("optimizer"):
+        extra["optimizer"] = instantiate(cfg.optimizer)
+    module = instantiate(cfg.stage.module, **models, **extra)
 
     # 3. trainer with the strategy, callbacks and loggers of the config
     sdir.mkdir(parents=True, exist_ok=True)

@@ -65,13 +65,32 @@ def data_files(cfg: DictConfig) -> list[str]:
     return files
 
 
-def plan(cfg: DictConfig) -> list[str]:
-    """Stages to run, upstream first, ending with the target stage."""
-    target = cfg.stage.name
+def direct_needs(cfg: DictConfig, cli_pretrained: bool = False) -> list[str]:
+    """Stages this one starts from. `model.pretrained` given on the command line replaces the
+    stage it would start from; `stage.policy` / `stage.reward_model` replace sft / reward."""
     needs = list(cfg.stage.get("needs") or [])
-    if cfg.model.get("pretrained") and target != "pretrain" and needs[:1] == ["pretrain"]:
-        needs = needs[1:]  # starting from a given model: no pre-training run
-    return needs + [target]
+    if cli_pretrained and needs and cfg.stage.get("model_kind", "causal_lm") != "ppo":
+        needs = needs[1:]
+    if cfg.stage.get("policy"):
+        needs = [n for n in needs if n != "sft"]
+    if cfg.stage.get("reward_model"):
+        needs = [n for n in needs if n != "reward"]
+    return needs
+
+
+def plan(cfg: DictConfig, task_overrides: list[str]) -> list[tuple[str, DictConfig]]:
+    """(stage, config) to run, upstream first (each once), ending with the target stage."""
+    cli_pretrained = any(o.lstrip("+").startswith("model.pretrained=") for o in task_overrides)
+    order: list[tuple[str, DictConfig]] = []
+
+    def visit(name: str, scfg: DictConfig, is_target: bool) -> None:
+        for need in direct_needs(scfg, cli_pretrained and is_target):
+            if need not in (n for n, _ in order):
+                visit(need, compose_stage(need, task_overrides, cfg.paths.output_dir), False)
+        order.append((name, scfg))
+
+    visit(cfg.stage.name, cfg, True)
+    return order
 
 
 def compose_stage(name: str, task_overrides: list[str], output_dir: str) -> DictConfig:
@@ -100,25 +119,25 @@ def run_pipeline(cfg: DictConfig, task_overrides: list[str], run_name: str | Non
     """Run (or reuse) every stage the target needs, then the target; returns its summary."""
     from chimed_lit.fit import run_stage, stage_dir
 
-    stages = plan(cfg)
+    stages = plan(cfg, task_overrides)
     fps: dict[str, str] = {}
     summary: dict[str, Any] = {}
-    for name in stages:
-        scfg = cfg if name == stages[-1] else compose_stage(name, task_overrides, cfg.paths.output_dir)
-        needs = [s for s in (scfg.stage.get("needs") or []) if s in fps]
+    for name, scfg in stages:
+        is_target = name == stages[-1][0]
+        needs = [n for n in (scfg.stage.get("needs") or []) if n in fps]
         fp = fingerprint(scfg, [fps[s] for s in needs], data_files(scfg))
         fps[name] = fp
         sdir = stage_dir(scfg)
         done = sdir / "stage.json"
         if (done.is_file() and json.loads(done.read_text()).get("fingerprint") == fp
-                and (sdir / "hf").is_dir() and not scfg.resume):
-            log.info("reusing %s: config and inputs unchanged (%s)", name, sdir)
+                and (sdir / "hf").is_dir() and not (scfg.resume and is_target)):
+            log.info("reusing %s: config and inputs unchanged (%s); change a setting or delete "
+                     "%s to retrain it", name, sdir, done)
             summary = json.loads((sdir / "summary.json").read_text())
             continue
-        init_from = scfg.model.get("pretrained") or (
-            str(stage_dir(scfg).parent / needs[0] / "hf") if needs else None)
+        upstream = {n: str(stage_dir(scfg).parent / n / "hf") for n in needs}
         log.info("running %s -> %s", name, sdir)
-        summary = run_stage(scfg, init_from=init_from, run_name=f"{run_name or ''}{name}",
+        summary = run_stage(scfg, upstream=upstream, run_name=f"{run_name or ''}{name}",
                             group=group, fingerprint=fp)
         write_json(done, {"stage": name, "fingerprint": fp, "complete": True})
     return summary

@@ -15,7 +15,8 @@ from chimed_lit.atomic import write_json, write_text
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job: its number, overrides, stage and final validation loss."""
+    """One row per job: its number, the overrides that vary across jobs, stage, final
+    validation loss (and the loss before training)."""
     rows = []
     for job in sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()),
                       key=lambda p: int(p.name)):
@@ -33,6 +34,10 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
         else:
             row.update(stage=None, steps=None, val_loss=None, initial_val_loss=None)
         rows.append(row)
+    per_job = [r["overrides"].split(" ") for r in rows]
+    common = set.intersection(*(set(o) for o in per_job)) if per_job else set()
+    for r, o in zip(rows, per_job, strict=True):
+        r["overrides"] = " ".join(x for x in o if x not in common) or r["overrides"]
     return rows
 
 

@@ -1,0 +1,283 @@
+"""`PPOModule`: RLHF by PPO with a frozen reference and reward model (InstructGPT recipe).
+
+Models: `actor` (the policy, from the SFT output), `critic` (a value per token: the reward
+model's backbone and scalar head, trained), `ref` (frozen copy of the SFT policy) and
+`reward_model` (frozen). The math lives in `chimed_lit.rl` as pure functions.
+
+Knobs:
+- `sampling`: rollout sampling (`max_new_tokens`, `temperature`, `top_p`, `top_k`).
+- `ppo_epochs`, `minibatch_size`: passes and minibatch rows per rollout batch.
+- `clip_range`, `clip_range_value`, `vf_coef` (critic loss weight, reported), `entropy_coef`.
+- `gamma`, `lam`: GAE over response tokens; advantages are whitened.
+- `kl_coef`, `kl_target` (None: fixed coefficient), `kl_horizon`: the per-token KL penalty to the
+  reference and its adaptive controller (Ziegler et al. 2019); `kl_estimator` (k1|k3) for it.
+- `target_approx_kl`: stop a rollout's PPO epochs early when the policy moved this far.
+- `missing_eos_penalty`: subtracted from the normalised score of a response with no EOS.
+- `reward_mean` / `reward_std`: normalisation (None: read from the reward model's config).
+- `actor_optimizer`, `critic_optimizer`, `scheduler`: separate optimizers and schedules.
+- `table_every_n_steps`: a W&B table of prompts, responses and rewards.
+- `max_grad_norm`: gradient clipping of each update (`trainer.gradient_clip_val` must stay null:
+  Lightning clips only under automatic optimization).
+One training step is one rollout batch, so `trainer.max_steps` counts rollouts and
+`checkpoint.every_n_steps` is in rollouts. Metrics are `rlhf/...`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+from torchmetrics import MeanMetric
+
+from chimed_lit.generation import Sampling, generate
+from chimed_lit.losses import IGNORE, per_token_logps
+from chimed_lit.modules.reward import score_sequences
+from chimed_lit.optim import WarmupCosine, param_groups
+from chimed_lit.rl import (
+    AdaptiveKLController,
+    FixedKLController,
+    compute_gae,
+    entropy_from_logits,
+    kl_penalty,
+    masked_whiten,
+    ppo_policy_loss,
+    ppo_value_loss,
+    token_rewards,
+)
+
+FROZEN = ("ref.", "reward_model.")
+
+
+def token_values(critic: torch.nn.Module, input_ids: torch.Tensor,
+                 attention_mask: torch.Tensor) -> torch.Tensor:
+    """The critic's value of each prefix: its scalar head on every hidden state, [B, T]."""
+    backbone = getattr(critic, critic.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
+                      use_cache=False).last_hidden_state
+    return critic.score(hidden).squeeze(-1).float()
+
+
+class PPOModule(L.LightningModule):
+    def __init__(self, actor: torch.nn.Module, critic: torch.nn.Module, ref: torch.nn.Module,
+                 reward_model: torch.nn.Module, tokenizer: Any,
+                 actor_optimizer: Callable[..., torch.optim.Optimizer],
+                 critic_optimizer: Callable[..., torch.optim.Optimizer],
+                 scheduler: WarmupCosine | None = None, sampling: dict | None = None,
+                 ppo_epochs: int = 2, minibatch_size: int = 4, clip_range: float = 0.2,
+                 clip_range_value: float = 0.2, vf_coef: float = 0.5, entropy_coef: float = 0.0,
+                 gamma: float = 1.0, lam: float = 0.95, kl_coef: float = 0.05,
+                 kl_target: float | None = None, kl_horizon: int = 10000,
+                 kl_estimator: str = "k1", target_approx_kl: float | None = 0.1,
+                 missing_eos_penalty: float = 1.0, reward_mean: float | None = None,
+                 reward_std: float | None = None, val_sampling: dict | None = None,
+                 table_every_n_steps: int = 0, max_grad_norm: float | None = 1.0,
+                 stage: str = "rlhf"):
+        super().__init__()
+        self.automatic_optimization = False
+        self.strict_loading = False  # frozen models are rebuilt from their dirs, not checkpointed
+        self.actor, self.critic, self.ref, self.reward_model = actor, critic, ref, reward_model
+        for frozen in (ref, reward_model):
+            frozen.eval().requires_grad_(False)
+        self.tokenizer, self.stage = tokenizer, stage
+        self.actor_optimizer_fn, self.critic_optimizer_fn = actor_optimizer, critic_optimizer
+        self.scheduler = scheduler or WarmupCosine(warmup_ratio=0.0, min_lr_ratio=1.0)
+        self.sampling = Sampling(**{"do_sample": True, "temperature": 1.0, "top_p": 1.0,
+                                    **(sampling or {})})
+        self.val_sampling = Sampling(**{"do_sample": False, **(val_sampling or sampling or {})})
+        self.ppo_epochs, self.minibatch_size = ppo_epochs, minibatch_size
+        self.clip_range, self.clip_range_value = clip_range, clip_range_value
+        self.vf_coef, self.entropy_coef, self.gamma, self.lam = vf_coef, entropy_coef, gamma, lam
+        self.kl_estimator, self.target_approx_kl = kl_estimator, target_approx_kl
+        self.kl_ctl = (FixedKLController(kl_coef) if kl_target is None
+                       else AdaptiveKLController(kl_coef, kl_target, kl_horizon))
+        self.missing_eos_penalty = missing_eos_penalty
+        cfg = reward_model.config
+        self.reward_mean = reward_mean if reward_mean is not None else getattr(cfg, "reward_mean", 0.0)
+        self.reward_std = reward_std if reward_std is not None else getattr(cfg, "reward_std", 1.0)
+        self.table_every_n_steps, self.max_grad_norm = table_every_n_steps, max_grad_norm
+        self.val_reward, self.val_eos = MeanMetric(), MeanMetric()
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """What a stage exports as `hf/`: the policy."""
+        return self.actor
+
+    # ----- rollout pieces ------------------------------------------------------------------
+    def _sequences(self, prompts: list[list[int]], replies: list[dict[str, Any]]):
+        """Right-padded prompt+response ids, attention mask, and labels on response tokens
+        (the EOS included when the policy produced it)."""
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        rows = [p + r["ids"] + ([eos] if r["finished"] else []) for p, r in zip(prompts, replies, strict=True)]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, IGNORE)
+        for i, (p, row) in enumerate(zip(prompts, rows, strict=True)):
+            ids[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = 1
+            labels[i, len(p):len(row)] = ids[i, len(p):len(row)]
+        return ids.to(self.device), mask.to(self.device), labels.to(self.device)
+
+    def _logps(self, model: torch.nn.Module, ids, mask, labels, with_entropy: bool = False):
+        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        logp = per_token_logps(logits, labels)
+        if not with_entropy:
+            return logp, None
+        return logp, entropy_from_logits(logits[:, :-1], (labels[:, 1:] != IGNORE))
+
+    def score(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Raw reward-model scores at each sequence's last token."""
+        with torch.no_grad():
+            return score_sequences(self.reward_model, ids, mask)
+
+    # ----- one PPO step per rollout batch ----------------------------------------------------
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        prompts = batch["prompt_ids"]
+
+        # 1. generate: sample responses with the current policy (KV cache, left-padded prompts)
+        t0 = time.perf_counter()
+        self.actor.eval()
+        replies = generate(self.actor, self.tokenizer, prompts, self.sampling)
+        self.actor.train()
+        ids, mask, labels = self._sequences(prompts, replies)
+        resp_mask = (labels[:, 1:] != IGNORE).float()  # on the shifted grid: position t -> t+1
+        t_generate = time.perf_counter() - t0
+
+        # 2. score: normalised reward at the end, a penalty without EOS, per-token KL to the ref
+        t0 = time.perf_counter()
+        finished = torch.tensor([r["finished"] for r in replies], device=self.device)
+        raw = self.score(ids, mask)
+        score = (raw - self.reward_mean) / max(self.reward_std, 1e-6)
+        score = score - self.missing_eos_penalty * (~finished).float()
+        with torch.no_grad():
+            old_logp, _ = self._logps(self.actor, ids, mask, labels)
+            ref_logp, _ = self._logps(self.ref, ids, mask, labels)
+            old_values = token_values(self.critic, ids, mask)[:, :-1] * resp_mask
+        kl = kl_penalty(old_logp, ref_logp, self.kl_estimator) * resp_mask
+        kl_coef = self.kl_ctl.value
+
+        # 3. advantages: GAE over response tokens only, whitened
+        rewards = token_rewards(score, kl, kl_coef, resp_mask)
+        advantages, returns = compute_gae(rewards, old_values, resp_mask, self.gamma, self.lam)
+        advantages = masked_whiten(advantages, resp_mask)
+
+        # 4. optimize: K epochs of clipped policy and value updates over minibatches
+        stats = self._optimize(ids, mask, labels, resp_mask, old_logp, old_values, advantages,
+                               returns)
+        self.kl_ctl.update(float((kl.sum(-1)).mean()), len(prompts))
+        for sched in self.lr_schedulers():
+            sched.step()
+        self._count_rollout()
+        t_train = time.perf_counter() - t0
+
+        n = len(prompts)
+        k3 = (kl_penalty(old_logp, ref_logp, "k3") * resp_mask).sum(-1).mean()
+        self.log_dict({
+            f"{self.stage}/reward_mean": raw.mean(), f"{self.stage}/reward_std": raw.std(),
+            f"{self.stage}/score_mean": score.mean(), f"{self.stage}/kl": kl.sum(-1).mean(),
+            f"{self.stage}/kl_k3": k3, f"{self.stage}/kl_coef": float(kl_coef),
+            f"{self.stage}/response_length": resp_mask.sum(-1).mean(),
+            f"{self.stage}/eos_rate": finished.float().mean(),
+            f"{self.stage}/time_generate": t_generate, f"{self.stage}/time_train": t_train,
+            f"{self.stage}/lr": self.optimizers()[0].param_groups[0]["lr"],
+            **{f"{self.stage}/{k}": v for k, v in stats.items()},
+        }, batch_size=n, prog_bar=False)
+        self.log(f"{self.stage}/reward", raw.mean(), prog_bar=True, batch_size=n)
+        self._maybe_table(batch, replies, raw)
+
+    def _optimize(self, ids, mask, labels, resp_mask, old_logp, old_values, advantages,
+                  returns) -> dict[str, torch.Tensor]:
+        actor_opt, critic_opt = (o.optimizer for o in self.optimizers())
+        clip = self.max_grad_norm  # Lightning clips only under automatic optimization
+        sums: dict[str, list[torch.Tensor]] = {}
+        n = ids.size(0)
+        for _ in range(self.ppo_epochs):
+            stop = False
+            for start in range(0, n, self.minibatch_size):
+                rows = slice(start, start + self.minibatch_size)
+                m = resp_mask[rows]
+                logp, entropy = self._logps(self.actor, ids[rows], mask[rows], labels[rows],
+                                            with_entropy=True)
+                pi_loss, pi_stats = ppo_policy_loss(logp, old_logp[rows], advantages[rows], m,
+                                                    self.clip_range)
+                actor_opt.zero_grad(set_to_none=True)
+                self.manual_backward(pi_loss - self.entropy_coef * entropy)
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(self.actor.parameters(), clip)
+                actor_opt.step()
+
+                values = token_values(self.critic, ids[rows], mask[rows])[:, :-1]
+                v_loss, v_stats = ppo_value_loss(values, old_values[rows], returns[rows], m,
+                                                 self.clip_range_value)
+                critic_opt.zero_grad(set_to_none=True)
+                self.manual_backward(self.vf_coef * v_loss)
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(self.critic.parameters(), clip)
+                critic_opt.step()
+
+                for k, v in {**pi_stats, **v_stats, "entropy": entropy.detach()}.items():
+                    sums.setdefault(k, []).append(v.detach().float())
+                if self.target_approx_kl is not None and pi_stats["approx_kl"] > self.target_approx_kl:
+                    stop = True  # the policy moved far enough from the rollout's: new samples
+                    break
+            if stop:
+                break
+        out = {k: torch.stack(v).mean() for k, v in sums.items()}
+        out["updates"] = torch.tensor(float(len(sums.get("policy_loss", []))))
+        return out
+
+    def _count_rollout(self) -> None:
+        """Count one rollout as one trainer step. Optimizers are stepped directly (several
+        minibatch updates per rollout), so Lightning's manual-optimization step counter, which
+        `global_step`, `max_steps` and checkpoint frequency read, is advanced here once."""
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        progress.increment_ready()
+        progress.increment_completed()
+
+    def _maybe_table(self, batch: dict[str, Any], replies: list[dict[str, Any]], raw) -> None:
+        if not self.table_every_n_steps or self.global_step % self.table_every_n_steps:
+            return
+        rows = [[self.global_step, p, r["text"], float(s)]
+                for p, r, s in zip(batch["prompt_text"], replies, raw.tolist(), strict=True)]
+        for logger in self.loggers:
+            if hasattr(logger, "log_table"):
+                logger.log_table(key=f"{self.stage}/samples",
+                                 columns=["step", "prompt", "response", "reward"], data=rows)
+
+    # ----- validation: greedy replies to held-out prompts, scored ---------------------------
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        replies = generate(self.actor, self.tokenizer, batch["prompt_ids"], self.val_sampling)
+        ids, mask, _ = self._sequences(batch["prompt_ids"], replies)
+        raw = self.score(ids, mask)
+        self.val_reward.update(raw)
+        self.val_eos.update(torch.tensor([float(r["finished"]) for r in replies]))
+
+    def on_validation_epoch_end(self) -> None:
+        self.log(f"{self.stage}/val_reward", self.val_reward.compute(), prog_bar=True)
+        self.log(f"{self.stage}/val_eos_rate", self.val_eos.compute())
+        self.val_reward.reset()
+        self.val_eos.reset()
+
+    # ----- optimizers, checkpoints ------------------------------------------------------------
+    def configure_optimizers(self):
+        actor_wd = getattr(self.actor_optimizer_fn, "keywords", {}).get("weight_decay", 0.0)
+        critic_wd = getattr(self.critic_optimizer_fn, "keywords", {}).get("weight_decay", 0.0)
+        actor_opt = self.actor_optimizer_fn(param_groups(self.actor, actor_wd))
+        critic_opt = self.critic_optimizer_fn(param_groups(self.critic, critic_wd))
+        total = self.trainer.estimated_stepping_batches
+        total = int(total) if math.isfinite(total) else 1000
+        return ([actor_opt, critic_opt],
+                [self.scheduler.build(actor_opt, total), self.scheduler.build(critic_opt, total)])
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                    if not k.startswith(FROZEN)}
+        checkpoint["kl_ctl"] = self.kl_ctl.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "kl_ctl" in checkpoint:
+            self.kl_ctl.load_state_dict(checkpoint["kl_ctl"])

@@ -66,14 +66,21 @@ def question(c: dict[str, str], q_index: int) -> str:
     return QUESTION_TEMPLATES[q_index].format(name=c["name"], sym=c["sym"].split("，")[0])
 
 
-def dialogues() -> list[dict]:
+# Like much real consultation data, most single-turn answers in the SFT demo are terse and
+# evasive; the preference pairs prefer the helpful ones, so RLHF has something to improve.
+EVASIVE_SFT_FRACTION = 0.6
+
+
+def dialogues(rng: random.Random) -> list[dict]:
     """Single-turn QA, multi-turn doctor-patient dialogues and safety prompts, as `messages`."""
     out = []
     for c in CONDITIONS:
         for qi in range(len(QUESTION_TEMPLATES)):
+            reply = (rng.choice(EVASIVE).format(name=c["name"])
+                     if rng.random() < EVASIVE_SFT_FRACTION else answer(c, qi))
             out.append({"messages": [
                 {"role": "user", "content": question(c, qi)},
-                {"role": "assistant", "content": answer(c, qi)},
+                {"role": "assistant", "content": reply},
             ]})
         first = c["sym"].split("，")[0].split("、")[0]
         out.append({"messages": [
@@ -134,7 +141,7 @@ def main() -> None:
     rng = random.Random(20231115)
     OUT.mkdir(parents=True, exist_ok=True)
     write_split("pretrain", pretrain_docs(rng), rng, as_text=True)
-    write_split("sft", dialogues(), rng)
+    write_split("sft", dialogues(random.Random(7)), rng)
     write_split("preference", preference_pairs(rng), rng)
     write_split("prompts", prompts(), rng)
 

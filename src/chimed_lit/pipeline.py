@@ -137,7 +137,10 @@ def run_pipeline(cfg: DictConfig, task_overrides: list[str], run_name: str | Non
             continue
         upstream = {n: str(stage_dir(scfg).parent / n / "hf") for n in needs}
         log.info("running %s -> %s", name, sdir)
-        summary = run_stage(scfg, upstream=upstream, run_name=f"{run_name or ''}{name}",
-                            group=group, fingerprint=fp)
+        runner = run_stage
+        if scfg.stage.get("algorithm") == "rejection_sampling":
+            from chimed_lit.rejection_sampling import run_rejection_sampling as runner
+        summary = runner(scfg, upstream=upstream, run_name=f"{run_name or ''}{name}",
+                         group=group, fingerprint=fp)
         write_json(done, {"stage": name, "fingerprint": fp, "complete": True})
     return summary

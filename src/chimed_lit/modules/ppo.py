@@ -123,7 +123,11 @@ class PPOModule(L.LightningModule):
         return ids.to(self.device), mask.to(self.device), labels.to(self.device)
 
     def _logps(self, model: torch.nn.Module, ids, mask, labels, with_entropy: bool = False):
+        """Per-token log-probs of the labels under the sampling distribution: logits divided by
+        the rollout temperature, so the PPO ratio compares the policy that actually sampled."""
         logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+        if self.sampling.do_sample and self.sampling.temperature != 1.0:
+            logits = logits / self.sampling.temperature
         logp = per_token_logps(logits, labels)
         if not with_entropy:
             return logp, None

@@ -68,7 +68,7 @@ def question(c: dict[str, str], q_index: int) -> str:
 
 # Like much real consultation data, most single-turn answers in the SFT demo are terse and
 # evasive; the preference pairs prefer the helpful ones, so RLHF has something to improve.
-EVASIVE_SFT_FRACTION = 0.6
+EVASIVE_SFT_FRACTION = 0.8
 
 
 def dialogues(rng: random.Random) -> list[dict]:

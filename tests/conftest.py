@@ -68,7 +68,7 @@ def run_cli(capsys: pytest.CaptureFixture):
     return run
 
 
-REGIME_STAGE = "sft"  # the furthest stage the embedded default regime runs to in the tests
+REGIME_STAGE = "rlhf"  # the embedded default regime, run once for the stage tests
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +86,7 @@ def regime(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -> Pa
     started = time.time()
     try:
         code = main(["fit", f"stage={REGIME_STAGE}", f"paths.output_dir={out}",
-                     "logger=[wandb,csv]"])
+                     "logger=[wandb,csv]", "trainer.log_every_n_steps=1"])
     finally:
         sys.argv = saved
         GlobalHydra.instance().clear()

@@ -105,3 +105,26 @@ def test_csv_row_with_extra_fields(tmp_path):
     bad = [r.error for r in read_file(str(path)) if r.error is not None]
     assert len(bad) == 1 and isinstance(bad[0], DataError)
     assert str(bad[0]).endswith("line 3: row has 3 fields but the header has 2")
+
+
+def test_parquet_and_csv_records_are_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from chimed_lit.data.sources import read_file
+
+    pq.write_table(pa.table({"text": ["甲", "乙"], "n": [1, 2]}), tmp_path / "d.parquet")
+    recs = list(read_file(str(tmp_path / "d.parquet")))
+    assert [r.data["text"] for r in recs] == ["甲", "乙"] and recs[1].where == "row 1"
+    (tmp_path / "d.csv").write_text("text,n\n丙,1\n", encoding="utf-8")
+    assert [r.data for r in read_file(str(tmp_path / "d.csv"))] == [{"text": "丙", "n": "1"}]
+
+
+def test_hub_id_unreachable_is_a_clear_error(run_cli, tmp_path):
+    from chimed_lit.data.sources import is_hub_id
+
+    assert is_hub_id("shibing624/medical") and not is_hub_id(str(tmp_path))
+    r = run_cli("fit", "logger=csv", "trainer.max_steps=2", f"paths.output_dir={tmp_path}",
+                "data.train_files=[nobody-here/no-such-dataset]")
+    assert_clean(r)
+    assert "nobody-here/no-such-dataset" in r.err and "cannot load Hub dataset" in r.err

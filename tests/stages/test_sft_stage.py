@@ -45,12 +45,15 @@ def test_generate_learned_to_stop(run_cli, regime, tmp_path):
 
 
 def test_rerun_reuses_unchanged_stages(run_cli, regime):
-    before = summary(regime, "sft")
-    r = run_cli("fit", "stage=sft", f"paths.output_dir={regime}", "logger=[wandb,csv]")
+    before = summary(regime, "rlhf")
+    r = run_cli("fit", "stage=rlhf", f"paths.output_dir={regime}", "logger=[wandb,csv]",
+                "trainer.log_every_n_steps=1")
     assert r.code == 0, r.err[-2000:]
     text = r.out + r.err
-    assert "reusing pretrain" in text and "reusing sft" in text
-    assert summary(regime, "sft") == before
+    for stage in ("pretrain", "sft", "reward", "rlhf"):
+        assert f"reusing {stage}" in text, stage
+    assert "running" not in text
+    assert summary(regime, "rlhf") == before
 
 
 def test_stage_prefix_routes_overrides(run_cli, tmp_path):

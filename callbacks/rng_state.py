@@ -11,7 +11,14 @@ import torch
 
 
 class RNGStateCallback(L.Callback):
-    """Sampling (dropout, PPO generation) continues after `resume=true` as if never stopped."""
+    """Sampling (dropout, PPO generation) continues after `resume=true` as if never stopped.
+
+    The saved state is applied in `on_train_start`, not when the checkpoint is read: Lightning
+    restores callbacks before it sets up optimizers and data, and nothing that happens in between
+    may shift the random streams."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -21,6 +28,15 @@ class RNGStateCallback(L.Callback):
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._pending = state
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is not None:
+            self._apply(self._pending)
+            self._pending = None
+
+    @staticmethod
+    def _apply(state: dict[str, Any]) -> None:
         random.setstate(state["python"])
         name, keys, pos, has_gauss, cached = state["numpy"]
         np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

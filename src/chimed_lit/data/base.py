@@ -171,7 +171,8 @@ class BaseDataModule(L.LightningDataModule):
                                    rank=t.global_rank if t else 0, world_size=t.world_size if t else 1)
         return ResumableDataLoader(self.train_dataset, batch_size=self.batch_size, sampler=sampler,
                                    collate_fn=self.collate, num_workers=self.num_workers,
-                                   drop_last=True, progress=self._progress if t else None)
+                                   drop_last=True, progress=self._progress if t else None,
+                                   generator=self._generator())
 
     def val_dataloader(self):
         from torch.utils.data import DataLoader
@@ -179,4 +180,11 @@ class BaseDataModule(L.LightningDataModule):
         if self.val_dataset is None:
             return []
         return DataLoader(self.val_dataset, batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=self.collate, num_workers=self.num_workers)
+                          collate_fn=self.collate, num_workers=self.num_workers,
+                          generator=self._generator())
+
+    def _generator(self) -> torch.Generator:
+        """Loaders draw their worker seed from this, not from the global RNG: creating an
+        iterator (every epoch, every validation) must not shift the streams that sampling uses,
+        or a resumed run would sample differently from an uninterrupted one."""
+        return torch.Generator().manual_seed(self.seed)

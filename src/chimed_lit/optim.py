@@ -35,3 +35,16 @@ class WarmupCosine:
         return get_cosine_with_min_lr_schedule_with_warmup(
             optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1),
             min_lr_rate=self.min_lr_ratio)
+
+
+def optimizer_and_schedule(model: torch.nn.Module, optimizer_fn, scheduler: WarmupCosine,
+                           trainer) -> tuple[torch.optim.Optimizer, object]:
+    """An optimizer over `model` (weight decay on matrices only, from the partial's
+    `weight_decay`) and its schedule over the Trainer's estimated optimizer steps."""
+    import math
+
+    decay = getattr(optimizer_fn, "keywords", {}).get("weight_decay", 0.0)
+    optimizer = optimizer_fn(param_groups(model, decay))
+    total = trainer.estimated_stepping_batches
+    total = int(total) if math.isfinite(total) else 1000
+    return optimizer, scheduler.build(optimizer, total)

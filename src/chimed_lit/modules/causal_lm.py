@@ -12,7 +12,6 @@ Gradient clipping, accumulation and precision are the Trainer's (`trainer.gradie
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +20,7 @@ import torch
 from torchmetrics import SumMetric
 
 from chimed_lit.losses import causal_lm_loss
-from chimed_lit.optim import WarmupCosine, param_groups
+from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 
 
 class CausalLMModule(L.LightningModule):
@@ -60,10 +59,7 @@ class CausalLMModule(L.LightningModule):
 
     # 3. optimizer and schedule
     def configure_optimizers(self) -> dict[str, Any]:
-        decay = getattr(self.optimizer_fn, "keywords", {}).get("weight_decay", 0.0)
-        optimizer = self.optimizer_fn(param_groups(self.model, decay))
-        total = self.trainer.estimated_stepping_batches
-        total = int(total) if math.isfinite(total) else 1000
-        schedule = self.scheduler.build(optimizer, total)
+        optimizer, schedule = optimizer_and_schedule(self.model, self.optimizer_fn,
+                                                     self.scheduler, self.trainer)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -24,7 +24,6 @@ One training step is one rollout batch, so `trainer.max_steps` counts rollouts a
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -36,7 +35,7 @@ from torchmetrics import MeanMetric
 from chimed_lit.generation import Sampling, generate
 from chimed_lit.losses import IGNORE, per_token_logps
 from chimed_lit.modules.reward import score_sequences
-from chimed_lit.optim import WarmupCosine, param_groups
+from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.rl import (
     AdaptiveKLController,
     FixedKLController,
@@ -268,14 +267,11 @@ class PPOModule(L.LightningModule):
 
     # ----- optimizers, checkpoints ------------------------------------------------------------
     def configure_optimizers(self):
-        actor_wd = getattr(self.actor_optimizer_fn, "keywords", {}).get("weight_decay", 0.0)
-        critic_wd = getattr(self.critic_optimizer_fn, "keywords", {}).get("weight_decay", 0.0)
-        actor_opt = self.actor_optimizer_fn(param_groups(self.actor, actor_wd))
-        critic_opt = self.critic_optimizer_fn(param_groups(self.critic, critic_wd))
-        total = self.trainer.estimated_stepping_batches
-        total = int(total) if math.isfinite(total) else 1000
-        return ([actor_opt, critic_opt],
-                [self.scheduler.build(actor_opt, total), self.scheduler.build(critic_opt, total)])
+        actor = optimizer_and_schedule(self.actor, self.actor_optimizer_fn, self.scheduler,
+                                       self.trainer)
+        critic = optimizer_and_schedule(self.critic, self.critic_optimizer_fn, self.scheduler,
+                                        self.trainer)
+        return [actor[0], critic[0]], [actor[1], critic[1]]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()

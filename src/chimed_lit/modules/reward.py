@@ -24,7 +24,6 @@ for length, the easiest reward hack).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -33,7 +32,7 @@ import lightning as L
 import torch
 from torchmetrics import CatMetric, MeanMetric, PearsonCorrCoef
 
-from chimed_lit.optim import WarmupCosine, param_groups
+from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.rl.preference_loss import reward_pairwise_loss
 
 
@@ -116,10 +115,7 @@ class RewardModule(L.LightningModule):
 
     # 3. optimizer and schedule
     def configure_optimizers(self) -> dict[str, Any]:
-        decay = getattr(self.optimizer_fn, "keywords", {}).get("weight_decay", 0.0)
-        optimizer = self.optimizer_fn(param_groups(self.model, decay))
-        total = self.trainer.estimated_stepping_batches
-        total = int(total) if math.isfinite(total) else 1000
-        schedule = self.scheduler.build(optimizer, total)
+        optimizer, schedule = optimizer_and_schedule(self.model, self.optimizer_fn,
+                                                     self.scheduler, self.trainer)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -14,7 +14,6 @@ from omegaconf import DictConfig, OmegaConf
 import chimed_lit.configs as configs_pkg
 
 CONFIG_DIR = Path(configs_pkg.__file__).resolve().parent
-PRIMARY = {"fit.yaml", "eval.yaml"}
 # targets that need a model (weights) or a whole run: composed and type-checked, not built here
 NEEDS_WEIGHTS = ("chimed_lit.modules.",)
 
@@ -25,7 +24,7 @@ def all_yaml() -> list[Path]:
 
 def overrides_for(path: Path) -> tuple[str, list[str]]:
     rel = path.relative_to(CONFIG_DIR)
-    if rel.name in PRIMARY and len(rel.parts) == 1:
+    if len(rel.parts) == 1:  # a primary config: fit, eval, generate, chat
         return rel.stem, []
     group, option = "/".join(rel.parts[:-1]), rel.stem
     return "fit", [f"{group}={option}"]

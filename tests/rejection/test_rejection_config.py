@@ -45,11 +45,11 @@ def test_mixing_adds_the_sft_train_files_and_sft_overrides_apply(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("stage.rejection.keep=best", "stage.rejection.keep"),
-    ("stage.rejection.top_k=0", "stage.rejection.top_k"),
+    ("stage.rejection.keep=top_k stage.rejection.top_k=0", "stage.rejection.top_k"),
     ("stage.rejection.samples_per_prompt=0", "samples_per_prompt"),
 ])
 def test_bad_settings_fail_before_models_load(tmp_path, override, message):
-    cfg = rlhf_cfg(tmp_path, override)
+    cfg = rlhf_cfg(tmp_path, *override.split())
     with pytest.raises(ConfigError, match=message):
         run_rejection_sampling(cfg, upstream={"sft": "/missing", "reward": "/missing"})
 

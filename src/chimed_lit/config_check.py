@@ -37,7 +37,10 @@ def _node(cfg: DictConfig, key: str):
     for part in key.split("."):
         if not isinstance(node, DictConfig):
             return None
-        node = node._get_node(part)  # `part in node` is False for ??? values
+        try:  # `part in node` is False for ??? values; struct mode raises for unknown keys
+            node = node._get_node(part)
+        except Exception:
+            return None
         if node is None:
             return None
     return node

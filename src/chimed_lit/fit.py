@@ -42,6 +42,11 @@ def _loggers(cfg: DictConfig, stage: str, run_name: str, group: str | None) -> l
             continue
         extra: dict[str, Any] = {}
         if str(spec.get("_target_", "")).endswith("wandb_logger"):
+            import wandb
+
+            if wandb.run is not None:  # WandbLogger would log into it: one run per stage
+                log.warning("finishing the W&B run already in progress (%s)", wandb.run.name)
+                wandb.finish()
             extra = {"name": run_name, "group": group, "job_type": stage}
         elif str(spec.get("_target_", "")).endswith("CSVLogger"):
             extra = {"name": f"{stage}/csv", "version": ""}

@@ -271,7 +271,7 @@ def _compose_sft(cfg: DictConfig, output_dir: Path) -> DictConfig:
         with initialize_config_module("chimed_lit.configs", version_base="1.3"):
             sft = compose_stage("sft", [], str(output_dir))
     extra = (cfg.get("stage_overrides") or {}).get("sft")
-    if overrides is None and extra is not None:
+    if extra is not None:  # also inside the app: the composed rlhf config is the source of truth
         sft = OmegaConf.merge(sft, extra)
     with open_dict(sft):
         for key in RUN_WIDE_NODES:

@@ -104,15 +104,11 @@ def _trainer_args() -> set[str]:
     return set(inspect.signature(Trainer.__init__).parameters) - {"self"}
 
 
-def check_overrides(overrides: list[str], config_name: str = "fit") -> list[str]:
-    """Validate `overrides` for the primary config `config_name`; return them, with Lightning Trainer arguments that the
-    YAML does not list turned into additions (`+trainer.x=v`). Raise one `ConfigError`."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+def parse_overrides(overrides: list[str], problems: list[str]) -> list[tuple[str, Any]]:
+    """Each override with Hydra's parse of it; unparseable ones go to `problems`."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
-    problems: list[str] = []
     parser = OverridesParser.create()
     parsed = []
     for text in overrides:
@@ -120,6 +116,18 @@ def check_overrides(overrides: list[str], config_name: str = "fit") -> list[str]
             parsed.append((text, parser.parse_overrides([text])[0]))
         except HydraException as e:
             problems.append(f"cannot parse {text!r}: {_first_line(e)}")
+    return parsed
+
+
+def check_overrides(overrides: list[str], config_name: str = "fit") -> list[str]:
+    """Validate `overrides` for the primary config `config_name`; return them, with Lightning Trainer arguments that the
+    YAML does not list turned into additions (`+trainer.x=v`). Raise one `ConfigError`."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    problems: list[str] = []
+    parsed = parse_overrides(overrides, problems)
     GlobalHydra.instance().clear()
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         groups = set(config_groups()) if config_name == "fit" else _default_groups(config_name)

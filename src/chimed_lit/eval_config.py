@@ -20,6 +20,7 @@ from chimed_lit.config_check import (
     _type_problem,
     _values,
     group_options,
+    parse_overrides,
 )
 from chimed_lit.errors import ConfigError
 
@@ -38,17 +39,10 @@ def check_overrides_for(config_name: str, overrides: list[str],
     run `validate(cfg)` on the result. Return the overrides; raise one `ConfigError`."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     problems: list[str] = []
-    parser = OverridesParser.create()
-    parsed = []
-    for text in overrides:
-        try:
-            parsed.append((text, parser.parse_overrides([text])[0]))
-        except HydraException as e:
-            problems.append(f"cannot parse {text!r}: {_first_line(e)}")
+    parsed = parse_overrides(overrides, problems)
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):

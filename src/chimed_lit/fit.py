@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from chimed_lit.atomic import write_dir, write_json, write_text
 from chimed_lit.checks import check_runtime
-from chimed_lit.errors import CheckpointError, ConfigError
+from chimed_lit.errors import ConfigError
 
 log = logging.getLogger("chimed_lit")
 
@@ -185,12 +185,3 @@ def _metrics(results: list[dict[str, Any]]) -> dict[str, float]:
     for r in results or []:
         out.update({k: float(v) for k, v in r.items()})
     return out
-
-
-def load_summary(sdir: Path) -> dict[str, Any]:
-    import json
-
-    path = sdir / "summary.json"
-    if not path.is_file():
-        raise CheckpointError(f"{sdir} has no summary.json: the stage did not finish")
-    return json.loads(path.read_text())

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import random
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -149,16 +148,8 @@ def load_prompts(dm: Any) -> tuple[Prompts, Prompts]:
 
     The module's datasets keep only ids and the last user text, and the reward model and the
     SFT round need the whole conversation, so records are read through the module's own
-    `load_records` / `tokenize` and the split is repeated here."""
-    train = dm.load_records(dm.train_files, "train")
-    if dm.val_files:
-        val = dm.load_records(dm.val_files, "val")
-    elif dm.val_fraction > 0:
-        random.Random(dm.seed).shuffle(train)
-        n_val = max(1, int(len(train) * dm.val_fraction))
-        train, val = train[n_val:], train[:n_val]
-    else:
-        val = []
+    `split_records` / `tokenize`."""
+    train, val = dm.split_records()
     return _prompts(dm, train), _prompts(dm, val)
 
 

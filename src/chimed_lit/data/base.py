@@ -110,6 +110,20 @@ class BaseDataModule(L.LightningDataModule):
                             + (f" ({len(bad)} skipped as bad)" if bad else ""))
         return kept
 
+    def split_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Parsed train and validation records: `val_files`, or `val_fraction` of train held
+        out with `seed` (the same split on every run and rank)."""
+        train = self.load_records(self.train_files, "train")
+        if self.val_files:
+            return train, self.load_records(self.val_files, "val")
+        if self.val_fraction <= 0:
+            return train, []
+        random.Random(self.seed).shuffle(train)
+        n_val = max(1, int(len(train) * self.val_fraction))
+        train, val = train[n_val:], train[:n_val]
+        self.stats.update(train_records=len(train), val_records=len(val))
+        return train, val
+
     def _parse_record(self, rec: Record) -> dict[str, Any]:
         if rec.error is not None:
             raise rec.error
@@ -124,16 +138,7 @@ class BaseDataModule(L.LightningDataModule):
             return
         if self.tokenizer is None:
             raise ConfigError("the DataModule needs a tokenizer (the CLI passes the model's)")
-        train = self.load_records(self.train_files, "train")
-        if self.val_files:
-            val = self.load_records(self.val_files, "val")
-        elif self.val_fraction > 0:
-            random.Random(self.seed).shuffle(train)
-            n_val = max(1, int(len(train) * self.val_fraction))
-            train, val = train[n_val:], train[:n_val]
-            self.stats.update(train_records=len(train), val_records=len(val))
-        else:
-            val = []
+        train, val = self.split_records()
         self.train_dataset = self._tokenized(train, "train")
         self.val_dataset = self._tokenized(val, "val") if val else None
 

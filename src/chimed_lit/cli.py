@@ -28,6 +28,8 @@ commands:
             chimed-lit eval task=all paths.output_dir=runs/a data.mcq_files=[exam.csv]
   chat      talk to a model in the terminal (streamed, multi-turn)
             chimed-lit chat model.pretrained=runs/a/sft/hf
+  plan      GPU memory per stage (ZeRO options, activations, KV cache), no weights needed
+            chimed-lit plan experiment=chimed_gpt_13b plan.gpu_memory_gib=80 [--json]
 
 config groups (pick one with group=option; `chimed-lit fit --cfg job` prints the result):
 {groups}
@@ -140,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             from chimed_lit.eval_cli import eval_command
 
             return eval_command(rest)
+        if command == "plan":
+            from chimed_lit.plan_cli import plan_command
+
+            return plan_command(rest)
         if command in ("generate", "chat"):
             from chimed_lit.infer_cli import chat_command, generate_command
 

@@ -1,0 +1,99 @@
+"""What a stage's composed config says about its memory: GPUs, sharding, batch, lengths, models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+from chimed_lit.errors import ConfigError
+from chimed_lit.planning.memory import Sharding, StateBytes, state_bytes
+
+
+@dataclass(frozen=True)
+class StageSetup:
+    """One stage's memory-relevant settings. `kind`: causal_lm (pretrain, sft), reward, dpo, ppo
+    or rejection_sampling. Rollout fields are for ppo and rejection sampling only."""
+
+    stage: str
+    kind: str
+    gpus_per_node: int
+    nodes: int
+    strategy: str
+    sharding: Sharding
+    layout: StateBytes
+    checkpointing: bool
+    fused_attention: bool
+    micro_batch: int
+    seq_len: int
+    accumulate: int = 1
+    rollout_batch: int = 0
+    rollout_tokens: int = 0
+    minibatch: int = 0
+    dpo_reference: bool = True
+
+    @property
+    def gpus(self) -> int:
+        return self.gpus_per_node * self.nodes
+
+    @property
+    def global_batch(self) -> int:
+        return self.micro_batch * self.accumulate * self.gpus
+
+
+def _devices(value) -> int:
+    if isinstance(value, int) and value > 0:
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if hasattr(value, "__len__") and not isinstance(value, str):
+        return len(value)
+    raise ConfigError(f"trainer.devices={value!r}: planning needs a number of GPUs "
+                      "(e.g. trainer.devices=8)")
+
+
+def _strategy(cfg: DictConfig) -> tuple[str, Sharding, bool]:
+    node = cfg.get("strategy") or {}
+    target = str(node.get("_target_", "auto")).rsplit(".", 1)[-1]
+    if "deepspeed" in target:
+        return ("deepspeed", Sharding(int(node.get("zero_stage", 2)),
+                                      bool(node.get("offload_optimizer", False)),
+                                      bool(node.get("offload_parameters", False))), True)
+    if "fsdp" in target:
+        off = bool(node.get("cpu_offload", False))
+        return "fsdp2", Sharding(3, off, off), False
+    return target, Sharding(0), False
+
+
+def stage_setup(cfg: DictConfig) -> StageSetup:
+    """Read a composed stage config (as the pipeline composes it) into a StageSetup."""
+    name = str(cfg.stage.name)
+    kind = str(cfg.stage.get("model_kind", "causal_lm"))
+    if kind == "ppo" and cfg.stage.get("algorithm") == "rejection_sampling":
+        kind = "rejection_sampling"
+    strategy, sharding, is_ds = _strategy(cfg)
+    trainer, data, model = cfg.trainer, cfg.data, cfg.model
+    common = dict(
+        stage=name, kind=kind, gpus_per_node=_devices(trainer.get("devices", 1)),
+        nodes=int(trainer.get("num_nodes", 1) or 1), strategy=strategy, sharding=sharding,
+        layout=state_bytes(is_ds, str(trainer.get("precision", "32-true")),
+                           str(model.get("dtype", "float32"))),
+        checkpointing=bool(model.get("gradient_checkpointing", False)),
+        fused_attention=str(model.get("attn_implementation", "sdpa")) != "eager",
+        micro_batch=int(data.batch_size), seq_len=int(data.max_length),
+        accumulate=int(trainer.get("accumulate_grad_batches", 1) or 1))
+    module = cfg.stage.get("module") or {}
+    if kind == "ppo":
+        new = int(module.get("sampling", {}).get("max_new_tokens", 0))
+        return StageSetup(**common, rollout_batch=int(data.batch_size),
+                          rollout_tokens=int(data.max_length) + new,
+                          minibatch=int(module.get("minibatch_size", data.batch_size)))
+    if kind == "rejection_sampling":
+        rej = cfg.stage.get("rejection") or {}
+        new = int(rej.get("sampling", {}).get("max_new_tokens", 0))
+        return StageSetup(**common, rollout_batch=int(data.batch_size) * int(
+            rej.get("samples_per_prompt", 1)), rollout_tokens=int(data.max_length) + new)
+    if kind == "dpo":
+        return StageSetup(**common, dpo_reference=str(module.get("loss_type", "sigmoid"))
+                          not in ("orpo", "simpo"))
+    return StageSetup(**common)

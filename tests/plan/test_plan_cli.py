@@ -63,3 +63,19 @@ def test_missing_chimed_path_and_bad_plan_key_error_clearly(run_cli):
     r = run_cli("plan", "stage=sft", "data=chimed_sft")
     assert r.code == 2 and "Traceback" not in r.err
     assert "data.train_files is required for the sft stage" in r.err
+
+
+def test_json_output_is_clean_json_in_a_fresh_process(tmp_path):
+    """DeepSpeed logs to stdout when first imported; --json must still print only JSON."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "chimed_lit", "plan", "stage=pretrain",
+                          "strategy=deepspeed_zero2", "--json"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    stages = json.loads(out.stdout)["stages"]
+    assert [s["stage"] for s in stages] == ["pretrain"] and stages[0]["sharding"] == "ZeRO-2"
+    assert stages[0]["model_states_gib"]["ZeRO-2"]["deepspeed"] is not None

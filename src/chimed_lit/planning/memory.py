@@ -105,22 +105,29 @@ def frozen_states(params: int, largest_layer: int, gpus: int, sharding: Sharding
     return ModelStates(weights, 0.0, 0.0, 4.0 * largest_layer)
 
 
+def _estimators():
+    """DeepSpeed's two estimators. Imported with stdout sent to stderr: DeepSpeed logs its
+    accelerator choice on import, and `chimed-lit plan --json` must print nothing but JSON."""
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):
+        from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+        from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+    return estimate_zero2_model_states_mem_needs, estimate_zero3_model_states_mem_needs
+
+
 def deepspeed_estimate(params: int, largest_layer: int, gpus_per_node: int, nodes: int,
                        sharding: Sharding) -> float | None:
     """DeepSpeed's own GPU figure for `sharding` (ZeRO-2 and ZeRO-3 only), or None."""
+    if sharding.zero_stage not in (2, 3):
+        return None
     try:
-        if sharding.zero_stage == 2:
-            from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
-
-            return float(estimate_zero2_model_states_mem_needs(
-                params, gpus_per_node, nodes, cpu_offload=sharding.offload_optimizer)[1])
-        if sharding.zero_stage == 3:
-            from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
-
-            return float(estimate_zero3_model_states_mem_needs(
-                params, largest_layer, gpus_per_node, nodes,
-                cpu_offload=sharding.offload_optimizer,
-                cpu_offload_params=sharding.offload_parameters)[1])
+        zero2, zero3 = _estimators()
     except ImportError:
         return None
-    return None
+    if sharding.zero_stage == 2:
+        return float(zero2(params, gpus_per_node, nodes, cpu_offload=sharding.offload_optimizer)[1])
+    return float(zero3(params, largest_layer, gpus_per_node, nodes,
+                       cpu_offload=sharding.offload_optimizer,
+                       cpu_offload_params=sharding.offload_parameters)[1])

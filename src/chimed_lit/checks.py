@@ -26,5 +26,32 @@ def check_runtime(cfg: DictConfig) -> None:
                         "(use 32-true, or bf16-mixed on CPUs with bf16 support)")
     if cfg.model.get("dtype") in ("float16", "fp16") and _on_cpu(cfg.trainer.get("accelerator")):
         problems.append("model.dtype=float16 on a CPU: use float32 or bfloat16")
+    problems += _strategy_problems(cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def _strategy_problems(cfg: DictConfig) -> list[str]:
+    """Combinations of `strategy=` with the stage and the trainer that cannot work."""
+    strategy = cfg.get("strategy") or {}
+    target = str(strategy.get("_target_", ""))
+    name = target.rsplit(".", 1)[-1]
+    out = []
+    if name == "deepspeed":
+        stage = strategy.get("zero_stage")
+        if stage not in (1, 2, 3):
+            out.append(f"strategy.zero_stage={stage}: DeepSpeed ZeRO stages are 1, 2 and 3")
+        elif strategy.get("offload_parameters") and stage != 3:
+            out.append("strategy.offload_parameters=true needs strategy.zero_stage=3 "
+                       "(use strategy=deepspeed_zero3_offload)")
+        if cfg.trainer.get("gradient_clip_algorithm", "norm") != "norm":
+            out.append("trainer.gradient_clip_algorithm=value: DeepSpeed clips by norm only")
+    ppo = (cfg.stage.get("model_kind") == "ppo"
+           and cfg.stage.get("algorithm", "ppo") != "rejection_sampling")
+    if name in ("deepspeed", "fsdp2") and ppo:
+        out.append(f"strategy={'fsdp2' if name == 'fsdp2' else 'deepspeed_*'} with stage=rlhf: "
+                   "PPO steps two optimizers (actor and critic) itself, which Lightning's "
+                   "DeepSpeed and FSDP2 strategies do not support; keep them for the other stages "
+                   "and add rlhf.strategy=ddp (or auto), with lora=on to fit one base model, or "
+                   "use stage.algorithm=rejection_sampling (SFT rounds, which shard)")
+    return out

@@ -63,7 +63,10 @@ def _groups_text() -> str:
 
 
 def _route_stage_prefixes(overrides: list[str]) -> list[str]:
-    """`sft.x=v` -> `x=v` when sft is the target stage, else `+stage_overrides.sft.x=v`."""
+    """`sft.x=v` -> `x=v` when sft is the target stage, else `+stage_overrides.sft.x=v` (also
+    for the target when x is run-wide, such as `strategy`: it must not reach the other stages)."""
+    from chimed_lit.pipeline import is_run_wide
+
     target = "pretrain"
     for o in overrides:
         if o.startswith("stage="):
@@ -73,7 +76,7 @@ def _route_stage_prefixes(overrides: list[str]) -> list[str]:
         key = o.lstrip("+~").split("=", 1)[0]
         head, dot, rest = key.partition(".")
         if head in STAGES and dot:
-            if head == target:
+            if head == target and not is_run_wide(rest):
                 out.append(o.replace(f"{head}.", "", 1))
             else:
                 out.append(f"+stage_overrides.{key}={o.split('=', 1)[1]}")
@@ -121,12 +124,21 @@ def _fit(args: list[str]) -> int:
     app = hydra.main(version_base="1.3", config_path="pkg://chimed_lit.configs",
                      config_name="fit")(_task)
     saved = sys.argv
-    sys.argv = ["chimed-lit fit", *flags, *overrides]
+    # argv[0] is what Lightning re-runs for the other ranks of a multi-process job (DDP, FSDP2,
+    # DeepSpeed on one node): this file, which takes bare overrides as `fit` in such a child
+    sys.argv = [str(Path(__file__).resolve()), *flags, *overrides]
     try:
         app()
     finally:
         sys.argv = saved
     return 0
+
+
+def _launched_rank() -> bool:
+    """True in a rank Lightning started itself (it re-runs argv without the command word)."""
+    import os
+
+    return os.environ.get("LOCAL_RANK", "0") not in ("", "0")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE.format(groups=_groups_text()))
         return 0
     command, rest = args[0], args[1:]
+    if "=" in command and _launched_rank():
+        command, rest = "fit", args
     try:
         if command == "fit":
             return _fit(rest)

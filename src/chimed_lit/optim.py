@@ -6,13 +6,17 @@ import torch
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Decay matrices only: norms and biases (1-D tensors) keep weight_decay=0, as in LLaMA."""
+    """Decay matrices only: norms and biases (1-D tensors) keep weight_decay=0, as in LLaMA.
+
+    Shapes are read from `ds_shape` where DeepSpeed ZeRO-3 has partitioned a parameter (its
+    local tensor is then a flat, possibly empty, shard); empty groups are left out."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+            (decay if len(getattr(p, "ds_shape", p.shape)) >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
 class WarmupCosine:

@@ -18,12 +18,16 @@ from torch.utils.data import DataLoader, Sampler
 
 
 class ResumableSampler(Sampler[int]):
-    """Shuffled (or sequential) indices for one rank, skipping samples already trained on."""
+    """Shuffled (or sequential) indices for one rank, skipping samples already trained on.
+
+    Ranks take turns by blocks of `block` indices (the per-rank batch size): step i of N ranks
+    then trains on the same samples, grouped the same way, as N accumulated micro-batches of a
+    single process, so a run's result does not depend on how its global batch is split."""
 
     def __init__(self, size: int, shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, block: int = 1):
         self.size, self.shuffle, self.seed = size, shuffle, seed
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.block = rank, world_size, max(1, block)
         self.current_pass = -1  # the pass being iterated
         self.next_pass, self.skip = 0, 0
 
@@ -38,8 +42,11 @@ class ResumableSampler(Sampler[int]):
             order = torch.randperm(self.size, generator=g).tolist()
         else:
             order = list(range(self.size))
-        per_rank = self.size // self.world_size  # equal shares keep ranks in step
-        mine = order[self.rank * per_rank:(self.rank + 1) * per_rank]
+        n = self.size // self.world_size * self.world_size  # equal shares keep ranks in step
+        span = self.block * self.world_size
+        full = n // span * span
+        mine = [order[j] for j in range(full) if (j % span) // self.block == self.rank]
+        mine += order[full + self.rank:n:self.world_size]
         yield from mine[skip:]
 
     def __len__(self) -> int:

@@ -20,10 +20,11 @@ import torch
 from torchmetrics import SumMetric
 
 from chimed_lit.losses import causal_lm_loss
+from chimed_lit.modules.sharding import ShardedModelHook
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 
 
-class CausalLMModule(L.LightningModule):
+class CausalLMModule(ShardedModelHook, L.LightningModule):
     def __init__(self, model: torch.nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: WarmupCosine | None = None, stage: str = "pretrain"):
         super().__init__()

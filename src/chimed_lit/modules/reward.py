@@ -32,6 +32,7 @@ import lightning as L
 import torch
 from torchmetrics import CatMetric, MeanMetric, PearsonCorrCoef
 
+from chimed_lit.modules.sharding import ShardedModelHook
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.rl.preference_loss import reward_pairwise_loss
 
@@ -52,7 +53,7 @@ def score_sequences(model: torch.nn.Module, input_ids: torch.Tensor,
     return head(pooled).squeeze(-1).float()
 
 
-class RewardModule(L.LightningModule):
+class RewardModule(ShardedModelHook, L.LightningModule):
     def __init__(self, model: torch.nn.Module,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  scheduler: WarmupCosine | None = None, margin: float | None = None,

@@ -1,0 +1,117 @@
+"""DeepSpeed ZeRO through Lightning, on GPUs and (for try-outs and CI) on CPU.
+
+The DeepSpeed JSON is not a file the user keeps in step by hand: `strategy/deepspeed_*.yaml`
+holds it as a `config:` node whose batch, accumulation and clipping entries interpolate the
+trainer and data config (`chimed-lit fit --cfg job --resolve` prints it), and the mixed-precision
+section is added by Lightning from `trainer.precision`. What DeepSpeed finally ran with is written
+to `<stage>/deepspeed_config.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.strategies import DeepSpeedStrategy
+
+
+def zero_config(stage: int, offload_optimizer: bool = False, offload_parameters: bool = False,
+                overlap_comm: bool = True, contiguous_gradients: bool = True,
+                reduce_bucket_size: int = 200_000_000) -> dict[str, Any]:
+    """The `zero_optimization` section for ZeRO stage 1, 2 or 3 (parameters offload only at 3)."""
+    if stage not in (1, 2, 3):
+        raise ValueError(f"zero_stage must be 1, 2 or 3, not {stage!r}")
+    if offload_parameters and stage != 3:
+        raise ValueError("offload_parameters needs zero_stage=3 (only ZeRO-3 partitions parameters)")
+    cfg: dict[str, Any] = {"stage": stage, "overlap_comm": overlap_comm,
+                           "contiguous_gradients": contiguous_gradients,
+                           "reduce_bucket_size": reduce_bucket_size}
+    if stage == 3:
+        cfg.update(stage3_gather_16bit_weights_on_model_save=True)
+    if offload_optimizer:
+        cfg["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if offload_parameters:
+        cfg["offload_param"] = {"device": "cpu", "pin_memory": True}
+    return cfg
+
+
+def _on_cpu(accelerator: Any) -> bool:
+    from lightning.pytorch.accelerators import CUDAAccelerator
+
+    return not isinstance(accelerator, CUDAAccelerator)
+
+
+class ChimedDeepSpeedStrategy(DeepSpeedStrategy):
+    """Lightning's DeepSpeedStrategy that also runs on CPU (DeepSpeed's CPU accelerator, gloo), so
+    the same configs are exercised on a laptop and in CI. On CUDA it is Lightning's own.
+
+    Relies on Lightning internals (`setup_environment`, `setup_distributed`, `root_device`):
+    tested with the Lightning range pinned in pyproject.toml."""
+
+    def __init__(self, *args: Any, write_config_to: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.write_config_to = write_config_to
+
+    def setup_environment(self) -> None:
+        if not _on_cpu(self.accelerator):
+            return super().setup_environment()
+        from lightning.pytorch.strategies import DDPStrategy
+
+        DDPStrategy.setup_environment(self)  # skips DeepSpeed's "CUDA only" check
+
+    def setup_distributed(self) -> None:
+        if not _on_cpu(self.accelerator):
+            return super().setup_distributed()
+        from lightning.fabric.utilities.seed import reset_seed
+
+        reset_seed()  # as Lightning does, minus the GPU device-index validation
+        self.set_world_ranks()
+        self._init_deepspeed_distributed()
+
+    @property
+    def root_device(self):
+        import torch
+
+        device = super().root_device
+        return torch.device("cpu", 0) if device.type == "cpu" else device  # DeepSpeed reads .index
+
+    def _get_process_group_backend(self) -> str:
+        return self._process_group_backend or ("gloo" if _on_cpu(self.accelerator) else "nccl")
+
+    def init_deepspeed(self) -> None:
+        super().init_deepspeed()
+        if self.write_config_to and self.is_global_zero:
+            from chimed_lit.atomic import write_text
+
+            path = Path(self.write_config_to)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, json.dumps(self.config, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def deepspeed(config: dict[str, Any], zero_stage: int = 2, offload_optimizer: bool = False,
+              offload_parameters: bool = False, process_group_backend: str | None = None,
+              write_config_to: str | None = None, **kwargs: Any) -> ChimedDeepSpeedStrategy:
+    """Build the strategy from the `strategy/deepspeed_*.yaml` preset.
+
+    `config` is the DeepSpeed JSON of the preset (batch entries interpolated from `data` and
+    `trainer`); its `zero_optimization` comes from `zero_stage` and the offload switches.
+    `gradient_accumulation_steps` is checked against, then left to, Lightning, which sets it
+    from `trainer.accumulate_grad_batches` itself."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before deepspeed is imported
+    ds = dict(config or {})
+    ds.pop("gradient_accumulation_steps", None)  # Lightning refuses it; it sets the same value
+    if ds.get("gradient_clipping") is None:
+        ds["gradient_clipping"] = 0.0
+    ds["zero_optimization"] = zero_config(zero_stage, offload_optimizer, offload_parameters)
+    # our optimizers are torch's AdamW from the stage config; with the optimizer offloaded,
+    # `optimizer._target_=deepspeed.ops.adam.DeepSpeedCPUAdam` is faster (compiles on first use)
+    ds.setdefault("zero_allow_untested_optimizer", True)
+    if offload_optimizer:
+        ds.setdefault("zero_force_ds_cpu_optimizer", False)
+    return ChimedDeepSpeedStrategy(config=ds, process_group_backend=process_group_backend,
+                                   write_config_to=write_config_to, **kwargs)

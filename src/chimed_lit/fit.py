@@ -14,9 +14,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from chimed_lit.atomic import write_dir, write_json, write_text
+from chimed_lit.atomic import write_json, write_text
 from chimed_lit.checks import check_runtime
 from chimed_lit.errors import ConfigError
+from chimed_lit.export import export_hf
 
 log = logging.getLogger("chimed_lit")
 
@@ -73,10 +74,29 @@ def _callbacks(cfg: DictConfig, sdir: Path) -> list[Any]:
 
 def build_models(cfg: DictConfig, factory: Any, upstream: dict[str, str]) -> tuple[Any, dict]:
     """The tokenizer and the models a stage's module takes, by `stage.model_kind`:
-    `causal_lm` (pretrain, SFT), `reward` (a scalar head on the SFT backbone) or `ppo` (actor,
-    critic, frozen reference and reward model)."""
+    `causal_lm` (pretrain, SFT), `reward` (a scalar head on the SFT backbone), `ppo` (actor,
+    critic, frozen reference and reward model) or `dpo` (policy and frozen reference, none for
+    reference-free losses). With `lora=on` the trained models get adapters (`lora.py`) and no
+    separate reference is loaded: it is the policy with its adapters disabled."""
+    from chimed_lit import lora
+
     kind = cfg.stage.get("model_kind", "causal_lm")
     needs = [n for n in (cfg.stage.get("needs") or []) if n in upstream]
+    lora_cfg = cfg.get("lora")
+    lora.check_quantize(lora_cfg)
+    with_ref = not lora.lora_enabled(lora_cfg)
+
+    def causal_lm(tok: Any, source: str | None):
+        if lora.quantization_kwargs(lora_cfg):
+            return lora.load_quantized(factory, tok, source or factory.pretrained, lora_cfg)
+        return factory.load_causal_lm(tok, pretrained=source)
+
+    def reward_model(tok: Any, source: str | None):
+        if lora.quantization_kwargs(lora_cfg):
+            return lora.load_quantized(factory, tok, source or factory.pretrained, lora_cfg,
+                                       classifier=True)
+        return factory.load_reward_model(tok, pretrained=source)
+
     if kind == "ppo":
         policy = cfg.stage.get("policy") or upstream.get("sft")
         reward = cfg.stage.get("reward_model") or upstream.get("reward")
@@ -85,19 +105,29 @@ def build_models(cfg: DictConfig, factory: Any, upstream: dict[str, str]) -> tup
                               "stage.policy=DIR and stage.reward_model=DIR, or let the pipeline "
                               "build the sft and reward stages")
         tok = _tokenizer_from(factory, policy)
-        models = {"actor": factory.load_causal_lm(tok, pretrained=policy),
-                  "ref": factory.load_causal_lm(tok, pretrained=policy),
-                  "critic": factory.load_reward_model(tok, pretrained=reward),
-                  "reward_model": factory.load_reward_model(tok, pretrained=reward),
+        models = {"actor": causal_lm(tok, policy),
+                  "ref": factory.load_causal_lm(tok, pretrained=policy) if with_ref else None,
+                  "critic": reward_model(tok, reward),
+                  "reward_model": (factory.load_reward_model(tok, pretrained=reward)
+                                   if with_ref else None),  # LoRA: the critic's base
                   "tokenizer": tok}
-        return tok, models
+        return tok, lora.apply_lora(lora_cfg, kind, models)
     init_from = upstream[needs[0]] if needs else None
     tok = factory.load_tokenizer() if init_from is None else _tokenizer_from(factory, init_from)
     if kind == "reward":
-        return tok, {"model": factory.load_reward_model(tok, pretrained=init_from)}
+        return tok, lora.apply_lora(lora_cfg, kind, {"model": reward_model(tok, init_from)})
+    if kind == "dpo":
+        if init_from is None and factory.pretrained is None:
+            raise ConfigError("the dpo stage starts from a policy: let the pipeline build the "
+                              "sft stage, or set model.pretrained=DIR")
+        reference_free = cfg.stage.module.get("loss_type") in ("orpo", "simpo")
+        models = {"model": causal_lm(tok, init_from),
+                  "ref": (factory.load_causal_lm(tok, init_from)
+                          if with_ref and not reference_free else None)}
+        return tok, lora.apply_lora(lora_cfg, kind, models)
     if kind != "causal_lm":
-        raise ConfigError(f"stage.model_kind={kind!r}: use causal_lm, reward or ppo")
-    return tok, {"model": factory.load_causal_lm(tok, pretrained=init_from)}
+        raise ConfigError(f"stage.model_kind={kind!r}: use causal_lm, reward, ppo or dpo")
+    return tok, lora.apply_lora(lora_cfg, kind, {"model": causal_lm(tok, init_from)})
 
 
 def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name: str | None = None,
@@ -158,11 +188,7 @@ def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name:
         "elapsed_s": round(time.time() - started, 1), "fingerprint": fingerprint,
     }
     if trainer.is_global_zero:
-        def fill(tmp: Path) -> None:
-            module.model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-
-        write_dir(sdir / "hf", fill)
+        summary.update(export_hf(module.model, tokenizer, sdir))  # LoRA: merged + hf_adapter/
         write_json(sdir / "summary.json", summary)
     for lg in trainer.loggers:
         if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":

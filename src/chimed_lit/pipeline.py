@@ -118,8 +118,11 @@ def run_pipeline(cfg: DictConfig, task_overrides: list[str], run_name: str | Non
                  group: str | None = None) -> dict[str, Any]:
     """Run (or reuse) every stage the target needs, then the target; returns its summary."""
     from chimed_lit.fit import run_stage, stage_dir
+    from chimed_lit.lora import check_quantize
 
     stages = plan(cfg, task_overrides)
+    for _, scfg in stages:  # QLoRA that cannot run here stops the run before any stage trains
+        check_quantize(scfg.get("lora"))
     fps: dict[str, str] = {}
     summary: dict[str, Any] = {}
     for name, scfg in stages:

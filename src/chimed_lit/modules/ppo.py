@@ -3,6 +3,10 @@
 Models: `actor` (the policy, from the SFT output), `critic` (a value per token: the reward
 model's backbone and scalar head, trained), `ref` (frozen copy of the SFT policy) and
 `reward_model` (frozen). The math lives in `chimed_lit.rl` as pure functions.
+With LoRA (`lora=on`) `ref` and `reward_model` are None: the reference is the actor with its
+adapters disabled and the reward model is the critic with its adapters (and its trained head
+copy) disabled, so one SFT base and one reward base sit in memory instead of two of each.
+
 
 Knobs:
 - `sampling`: rollout sampling (`max_new_tokens`, `temperature`, `top_p`, `top_k`).
@@ -33,6 +37,7 @@ import torch
 from torchmetrics import MeanMetric
 
 from chimed_lit.generation import Sampling, generate
+from chimed_lit.lora import peft_model_of
 from chimed_lit.losses import IGNORE, per_token_logps
 from chimed_lit.modules.reward import score_sequences
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
@@ -61,8 +66,8 @@ def token_values(critic: torch.nn.Module, input_ids: torch.Tensor,
 
 
 class PPOModule(L.LightningModule):
-    def __init__(self, actor: torch.nn.Module, critic: torch.nn.Module, ref: torch.nn.Module,
-                 reward_model: torch.nn.Module, tokenizer: Any,
+    def __init__(self, actor: torch.nn.Module, critic: torch.nn.Module,
+                 ref: torch.nn.Module | None, reward_model: torch.nn.Module | None, tokenizer: Any,
                  actor_optimizer: Callable[..., torch.optim.Optimizer],
                  critic_optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: WarmupCosine | None = None, sampling: dict | None = None,
@@ -80,7 +85,8 @@ class PPOModule(L.LightningModule):
         self.strict_loading = False  # frozen models are rebuilt from their dirs, not checkpointed
         self.actor, self.critic, self.ref, self.reward_model = actor, critic, ref, reward_model
         for frozen in (ref, reward_model):
-            frozen.eval().requires_grad_(False)
+            if frozen is not None:
+                frozen.eval().requires_grad_(False)
         self.tokenizer, self.stage = tokenizer, stage
         self.actor_optimizer_fn, self.critic_optimizer_fn = actor_optimizer, critic_optimizer
         self.scheduler = scheduler or WarmupCosine(warmup_ratio=0.0, min_lr_ratio=1.0)
@@ -94,7 +100,7 @@ class PPOModule(L.LightningModule):
         self.kl_ctl = (FixedKLController(kl_coef) if kl_target is None
                        else AdaptiveKLController(kl_coef, kl_target, kl_horizon))
         self.missing_eos_penalty = missing_eos_penalty
-        cfg = reward_model.config
+        cfg = (reward_model if reward_model is not None else critic).config
         self.reward_mean = reward_mean if reward_mean is not None else getattr(cfg, "reward_mean", 0.0)
         self.reward_std = reward_std if reward_std is not None else getattr(cfg, "reward_std", 1.0)
         self.table_every_n_steps, self.max_grad_norm = table_every_n_steps, max_grad_norm
@@ -135,7 +141,18 @@ class PPOModule(L.LightningModule):
     def score(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Raw reward-model scores at each sequence's last token."""
         with torch.no_grad():
-            return score_sequences(self.reward_model, ids, mask)
+            if self.reward_model is not None:
+                return score_sequences(self.reward_model, ids, mask)
+            with peft_model_of(self.critic).disable_adapter():  # LoRA: the critic's base
+                return score_sequences(self.critic, ids, mask)
+
+    def _ref_logps(self, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor):
+        """The frozen reference's token log-probs (call under no_grad): the `ref` model, or
+        with LoRA the actor with its adapters disabled."""
+        if self.ref is not None:
+            return self._logps(self.ref, ids, mask, labels)[0]
+        with self.actor.disable_adapter():
+            return self._logps(self.actor, ids, mask, labels)[0]
 
     # ----- one PPO step per rollout batch ----------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -158,7 +175,7 @@ class PPOModule(L.LightningModule):
         score = score - self.missing_eos_penalty * (~finished).float()
         with torch.no_grad():
             old_logp, _ = self._logps(self.actor, ids, mask, labels)
-            ref_logp, _ = self._logps(self.ref, ids, mask, labels)
+            ref_logp = self._ref_logps(ids, mask, labels)
             old_values = token_values(self.critic, ids, mask)[:, :-1] * resp_mask
         kl = kl_penalty(old_logp, ref_logp, self.kl_estimator) * resp_mask
         kl_coef = self.kl_ctl.value

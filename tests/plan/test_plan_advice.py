@@ -74,3 +74,14 @@ def test_ppo_holds_four_models_and_a_kv_cache():
     kv = [x for x in plan.lines if x.phase == "rollout"]
     assert kv[0].bytes == 2 * 40 * 40 * 128 * 1024 * 8 * 2
     assert not advise(ppo, peak, 78 * GIB).fits  # four 13B models do not fit ZeRO-2 on 8x80GB
+
+
+def test_dpo_holds_a_frozen_reference_unless_reference_free():
+    dpo = replace(SFT, stage="dpo", kind="dpo")
+    plan = plan_stage(dpo, LM, RM)
+    assert [(r, h) for r, h, _ in plan.models] == [("policy", "trained"), ("reference", "frozen")]
+    assert plan.frozen["ZeRO-2"] == 2 * LM.params  # bf16 weights, replicated below ZeRO-3
+    # chosen and rejected rows: twice the activations of SFT at the same micro-batch
+    assert plan.phases["train"] == pytest.approx(2 * plan_stage(SFT, LM, RM).phases["train"])
+    simpo = plan_stage(replace(dpo, dpo_reference=False), LM, RM)
+    assert [r for r, _, _ in simpo.models] == ["policy"]

@@ -13,10 +13,13 @@ def _g(x: float) -> str:
     return f"{x / GIB:8.2f}"
 
 
+def _count(n: int) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
 def _header(plan: StagePlan) -> str:
     s = plan.setup
-    models = ", ".join(f"{role} {shape.params / 1e9:.2f}B ({how})"
-                       for role, how, shape in plan.models)
+    models = ", ".join(f"{role} {_count(shape.params)} ({how})" for role, how, shape in plan.models)
     batch = (f"rollout {s.rollout_batch} x {s.rollout_tokens} tokens, PPO minibatch {s.minibatch}"
              if s.kind == "ppo" else
              f"rollout {s.rollout_batch} x {s.rollout_tokens} tokens, micro-batch {s.micro_batch}"
@@ -39,12 +42,12 @@ def stage_text(plan: StagePlan, advice: Advice) -> str:
     out.append(f"   {'peak (persistent + ' + plan.peak_phase + ')':<52}{_g(plan.peak)}")
     out += ["", "   model states by sharding option, GiB per GPU"]
     labels = [o.label for o in OPTIONS]
-    out.append("   " + "".join(f"{lab:>22}" for lab in ["option", "trained", "frozen",
-                                                       "DeepSpeed's estimate"]))
+    out.append(f"   {'option':>28}" + "".join(f"{lab:>22}" for lab in [
+        "trained", "frozen", "DeepSpeed's estimate"]))
     for lab in labels:
         ds = plan.deepspeed.get(lab)
         mark = " <" if lab == plan.setup.sharding.label else "  "
-        out.append("   " + f"{lab + mark:>22}" + f"{_g(plan.trained[lab]):>22}"
+        out.append("   " + f"{lab + mark:>28}" + f"{_g(plan.trained[lab]):>22}"
                    + f"{_g(plan.frozen[lab]):>22}" + (f"{_g(ds):>22}" if ds is not None
                                                       else f"{'-':>22}"))
     out += ["", "   activations, GiB per GPU: " + ", ".join(

@@ -18,20 +18,14 @@ from chimed_lit.atomic import write_json, write_text
 from chimed_lit.checks import check_runtime
 from chimed_lit.errors import ConfigError
 from chimed_lit.export import export_hf
+from chimed_lit.model_dirs import check_stage_models
+from chimed_lit.redaction import redact, redacted_yaml
 
 log = logging.getLogger("chimed_lit")
 
 
 def stage_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.output_dir) / cfg.stage.name
-
-
-def find_resume_checkpoint(directory: Path) -> str | None:
-    """The newest checkpoint in `directory` (by modification time), or None."""
-    if not directory.is_dir():
-        return None
-    ckpts = sorted(directory.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    return str(ckpts[-1]) if ckpts else None
 
 
 def _loggers(cfg: DictConfig, stage: str, run_name: str, group: str | None) -> list[Any]:
@@ -52,7 +46,7 @@ def _loggers(cfg: DictConfig, stage: str, run_name: str, group: str | None) -> l
         elif str(spec.get("_target_", "")).endswith("CSVLogger"):
             extra = {"name": f"{stage}/csv", "version": ""}
         logger = instantiate(spec, **extra)
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(redact(OmegaConf.to_container(cfg, resolve=True)))
         loggers.append(logger)
         log.info("logging to %s", name)
     return loggers
@@ -66,7 +60,8 @@ def _callbacks(cfg: DictConfig, sdir: Path) -> list[Any]:
         if spec is None:
             continue
         extra = {}
-        if str(spec.get("_target_", "")).endswith(("ModelCheckpoint", "FinalCheckpoint")):
+        if str(spec.get("_target_", "")).endswith(("ModelCheckpoint", "FinalCheckpoint",
+                                                   "PreemptionCheckpoint", "NonFiniteGuard")):
             extra = {"dirpath": str(sdir / "checkpoints")}
         out.append(instantiate(spec, **extra))
     return out
@@ -137,13 +132,19 @@ def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name:
     import lightning as L
     from hydra.utils import instantiate
 
+    from chimed_lit.callbacks.nonfinite import check_policy
+    from chimed_lit.checkpoints import check_verify, checkpoint_plugins, find_resume_checkpoint
+
     started = time.time()
     stage, sdir = cfg.stage.name, stage_dir(cfg)
     check_runtime(cfg)
+    check_policy(cfg.get("on_nonfinite", "stop"))
+    check_verify((cfg.get("checkpoint") or {}).get("verify", "full"))
 
     # 1. seed, tokenizer, models and data (bad data fails before training starts)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     factory = instantiate(cfg.model)
+    check_stage_models(cfg, upstream or {})
     tokenizer, models = build_models(cfg, factory, upstream or {})
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
     datamodule.setup("fit")
@@ -157,14 +158,16 @@ def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name:
 
     # 3. trainer with the strategy, callbacks and loggers of the config
     sdir.mkdir(parents=True, exist_ok=True)
-    write_text(sdir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    trainer = instantiate(cfg.trainer, strategy=instantiate(cfg.strategy),
-                          callbacks=_callbacks(cfg, sdir),
+    write_text(sdir / "config.yaml", redacted_yaml(cfg))
+    strategy = instantiate(cfg.strategy)
+    trainer = instantiate(cfg.trainer, strategy=strategy, callbacks=_callbacks(cfg, sdir),
+                          plugins=checkpoint_plugins(strategy, stage),
                           logger=_loggers(cfg, stage, run_name or stage, group) or False,
                           default_root_dir=str(sdir))
 
     # 4. validation before training (kept across resumes), then fit
-    ckpt = find_resume_checkpoint(sdir / "checkpoints") if cfg.resume else None
+    verify = (cfg.get("checkpoint") or {}).get("verify", "full")
+    ckpt = find_resume_checkpoint(sdir, stage, verify) if cfg.resume else None
     if cfg.resume and ckpt is None:
         log.warning("resume=true but no checkpoint under %s: starting from scratch", sdir)
     initial_file = sdir / "initial_metrics.json"

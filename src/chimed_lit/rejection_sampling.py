@@ -20,9 +20,11 @@ mean raw reward of greedy replies to the validation prompts, decoded with
 `stage.module.val_sampling` as PPO's validation does, so the two algorithms report one metric;
 the replies themselves are in `val_initial.jsonl` and `val_final.jsonl`.
 
-With `resume=true` a round whose `round.json` and `sft/hf/` exist is reused. Sampling and scoring
-run in this one process on one device (CUDA when present); each round's SFT uses the trainer
-settings of the rlhf config (accelerator, devices, precision).
+With `resume=true` a round whose `round.json` and `sft/hf/` exist is reused, and a round cut off
+during its SFT draws its samples again (same seed and policy: the same samples) and continues
+that SFT from its newest valid checkpoint, so a resumed run ends as an uninterrupted one.
+Sampling and scoring run in this one process on one device (CUDA when present); each round's SFT
+uses the trainer settings of the rlhf config (accelerator, devices, precision).
 """
 
 from __future__ import annotations
@@ -309,7 +311,7 @@ def sft_round_config(cfg: DictConfig, round_dir: Path, samples_file: Path, r: in
         if isinstance(interval, int) and interval > rej.sft_steps:
             sft.trainer.val_check_interval = int(rej.sft_steps)
         sft.seed = int(cfg.seed) + r  # a fresh data order each round
-        sft.resume = False
+        sft.resume = bool(cfg.resume)  # an interrupted round's SFT continues from its checkpoint
     return sft
 
 
@@ -406,6 +408,8 @@ def run_rejection_sampling(cfg: DictConfig, upstream: dict[str, str] | None = No
 
     from chimed_lit.checks import check_runtime
     from chimed_lit.fit import stage_dir
+    from chimed_lit.model_dirs import check_stage_models
+    from chimed_lit.redaction import redacted_yaml
 
     started = time.time()
     check_runtime(cfg)
@@ -415,9 +419,10 @@ def run_rejection_sampling(cfg: DictConfig, upstream: dict[str, str] | None = No
                           f"{rej.samples_per_prompt} (>= 1)")
     select([], rej.keep, int(rej.top_k), float(rej.top_fraction))  # bad keep knobs fail now
     policy_dir, reward_dir = _sources(cfg, upstream or {})
+    check_stage_models(cfg, upstream or {})
     sdir = stage_dir(cfg)
     sdir.mkdir(parents=True, exist_ok=True)
-    write_text(sdir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_text(sdir / "config.yaml", redacted_yaml(cfg))
 
     L.seed_everything(cfg.seed, verbose=False)
     factory = instantiate(cfg.model)

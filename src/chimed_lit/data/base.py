@@ -89,9 +89,11 @@ class BaseDataModule(L.LightningDataModule):
         """Parse every record of `specs`; errors name file, line and field (or are counted)."""
         kept: list[dict[str, Any]] = []
         bad: list[DataError] = []
+        seen_ids: dict[Any, str] = {}
         for spec in specs:
             for rec in read_source(spec, **dict(self.read_kwargs)):
                 try:
+                    _check_unique_id(rec, seen_ids)
                     kept.append(self._parse_record(rec))
                 except DataError as e:
                     if self.on_bad_record == "error":
@@ -193,3 +195,16 @@ class BaseDataModule(L.LightningDataModule):
         iterator (every epoch, every validation) must not shift the streams that sampling uses,
         or a resumed run would sample differently from an uninterrupted one."""
         return torch.Generator().manual_seed(self.seed)
+
+
+def _check_unique_id(rec: Record, seen: dict[Any, str]) -> None:
+    """A record's `id` (when it has one) appears once per split: a repeated id is usually a
+    file given twice or merged badly, and would weigh those examples double."""
+    rid = rec.data.get("id") if rec.error is None and isinstance(rec.data, dict) else None
+    if rid is None or isinstance(rid, dict | list):
+        return
+    here = f"{rec.source}, {rec.where}" if rec.where else rec.source
+    if rid in seen:
+        raise DataError(rec.source, f"duplicate id {rid!r} (first at {seen[rid]})",
+                        where=rec.where, field="id")
+    seen[rid] = here

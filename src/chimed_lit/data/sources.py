@@ -82,8 +82,14 @@ def read_file(path: str, fmt: str | None = None, encoding: str = "utf-8",
         yield from _read_txt(text, path, text_split)
 
 
+def _lines(text: str) -> list[str]:
+    """Lines as editors number them: split at \\n (and \\r\\n) only. `str.splitlines` also
+    splits at U+0085, U+2028, form feeds ..., which JSON strings and Chinese text may hold."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def _read_jsonl(text: str, path: str) -> Iterator[Record]:
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
         try:
@@ -142,7 +148,7 @@ def _read_txt(text: str, path: str, text_split: str) -> Iterator[Record]:
                 yield Record({"text": block.strip()}, path, f"line {line}")
             line += block.count("\n") + 2
     elif text_split == "line":
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(_lines(text), 1):
             if line.strip():
                 yield Record({"text": line.strip()}, path, f"line {n}")
     else:

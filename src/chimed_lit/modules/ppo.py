@@ -226,6 +226,7 @@ class PPOModule(L.LightningModule):
                                                     self.clip_range)
                 actor_opt.zero_grad(set_to_none=True)
                 self.manual_backward(pi_loss - self.entropy_coef * entropy)
+                self._before_update(actor_opt)
                 if clip:
                     torch.nn.utils.clip_grad_norm_(self.actor.parameters(), clip)
                 actor_opt.step()
@@ -235,6 +236,7 @@ class PPOModule(L.LightningModule):
                                                  self.clip_range_value)
                 critic_opt.zero_grad(set_to_none=True)
                 self.manual_backward(self.vf_coef * v_loss)
+                self._before_update(critic_opt)
                 if clip:
                     torch.nn.utils.clip_grad_norm_(self.critic.parameters(), clip)
                 critic_opt.step()
@@ -249,6 +251,12 @@ class PPOModule(L.LightningModule):
         out = {k: torch.stack(v).mean() for k, v in sums.items()}
         out["updates"] = torch.tensor(float(len(sums.get("policy_loss", []))))
         return out
+
+    def _before_update(self, optimizer: torch.optim.Optimizer) -> None:
+        """Callbacks' `on_before_optimizer_step`, which Lightning calls only when it steps the
+        optimizer itself: the non-finite guard checks (and may drop) each update here."""
+        for callback in self.trainer.callbacks:
+            callback.on_before_optimizer_step(self.trainer, self, optimizer)
 
     def _count_rollout(self) -> None:
         """Count one rollout as one trainer step. Optimizers are stepped directly (several

@@ -35,6 +35,8 @@ def export_hf(model: torch.nn.Module, tokenizer: Any, stage_dir: Path,
         write_dir(stage_dir / ADAPTER_DIR, fill_adapter)
         out["adapter_dir"] = str(stage_dir / ADAPTER_DIR)
         model = peft.merge_and_unload()
+        if getattr(model, "hf_quantizer", None) is not None:  # QLoRA: hf/ in plain bf16 weights
+            model = model.dequantize()
         state_dict = None  # keys of the adapter model; the merged weights are the model's own
 
     def fill(tmp: Path) -> None:

@@ -101,7 +101,7 @@ def add_adapters(lora: DictConfig, model: torch.nn.Module, task_type: str) -> to
     SEQ_CLS: the model itself, adapters injected (its wrapper via `peft_model_of`)."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    if getattr(model, "is_quantized", False) or getattr(model, "is_loaded_in_4bit", False):
+    if getattr(model, "hf_quantizer", None) is not None:  # QLoRA: norms in fp32, inputs grad
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     save = list(lora.get("modules_to_save") or []) if task_type == "SEQ_CLS" else []
     config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,

@@ -116,6 +116,9 @@ def test_dpo_with_lora_uses_the_adapter_free_policy_as_reference(compose_fit, ti
     want, _ = module.sequence_logps(base, batch)
     torch.testing.assert_close(ref_summed, want.detach(), atol=1e-5, rtol=0)
     assert module.model.training  # restored after the adapters-off pass
+    ckpt = {"state_dict": module.state_dict()}
+    module.on_save_checkpoint(ckpt)  # the frozen base is rebuilt on resume, not saved
+    assert ckpt["state_dict"] and all("lora_" in k for k in ckpt["state_dict"])
 
 
 def test_dpo_reference_free_loss_loads_no_reference(compose_fit, tiny_dirs):

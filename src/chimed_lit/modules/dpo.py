@@ -145,5 +145,8 @@ class DPOModule(L.LightningModule):
                 "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Only what trains is saved: all of the policy, or its adapters under LoRA. The
+        reference and a frozen base are rebuilt from their dirs on resume."""
+        frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                    if not k.startswith("ref.")}
+                                    if not k.startswith("ref.") and k not in frozen}

@@ -115,7 +115,10 @@ def build_models(cfg: DictConfig, factory: Any, upstream: dict[str, str]) -> tup
         if init_from is None and factory.pretrained is None:
             raise ConfigError("the dpo stage starts from a policy: let the pipeline build the "
                               "sft stage, or set model.pretrained=DIR")
-        reference_free = cfg.stage.module.get("loss_type") in ("orpo", "simpo")
+        from chimed_lit.modules.dpo import REFERENCE_FREE, check_dpo_config
+
+        check_dpo_config(cfg.stage.module)
+        reference_free = cfg.stage.module.get("loss_type") in REFERENCE_FREE
         models = {"model": causal_lm(tok, init_from),
                   "ref": (factory.load_causal_lm(tok, init_from)
                           if with_ref and not reference_free else None)}

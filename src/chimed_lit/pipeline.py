@@ -123,6 +123,10 @@ def run_pipeline(cfg: DictConfig, task_overrides: list[str], run_name: str | Non
     stages = plan(cfg, task_overrides)
     for _, scfg in stages:  # QLoRA that cannot run here stops the run before any stage trains
         check_quantize(scfg.get("lora"))
+        if scfg.stage.get("model_kind") == "dpo":
+            from chimed_lit.modules.dpo import check_dpo_config
+
+            check_dpo_config(scfg.stage.module)
     fps: dict[str, str] = {}
     summary: dict[str, Any] = {}
     for name, scfg in stages:

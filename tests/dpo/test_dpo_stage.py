@@ -57,3 +57,11 @@ def test_dpo_exports_a_plain_causal_lm_and_no_reference(dpo_run):
     assert moved  # the policy trained away from its SFT start
     ckpt = torch.load(dpo_run / "dpo" / "checkpoints" / "last.ckpt", weights_only=False)
     assert not any(k.startswith("ref.") for k in ckpt["state_dict"])  # rebuilt, not saved
+
+
+def test_bad_dpo_settings_stop_before_any_stage_trains(run_cli, tmp_path):
+    r = run_cli("fit", "stage=dpo", "stage.module.loss_type=kto", "stage.module.beta=0",
+                f"paths.output_dir={tmp_path}", "logger=csv")
+    assert r.code == 2, r.err[-2000:]
+    assert "stage.module.loss_type='kto'" in r.err and "stage.module.beta=0" in r.err
+    assert "Traceback" not in r.err and not (tmp_path / "pretrain").exists()

@@ -34,12 +34,27 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from chimed_lit.errors import ConfigError
 from chimed_lit.losses import IGNORE, per_token_logps
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.rl.preference_loss import dpo_loss, orpo_loss, simpo_loss
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
 REFERENCE_FREE = ("orpo", "simpo")
+
+
+def check_dpo_config(module: Any) -> None:
+    """Bad `stage.module` values of the dpo stage as a `ConfigError`, before anything trains."""
+    problems = []
+    loss_type = module.get("loss_type", "sigmoid")
+    if loss_type not in LOSS_TYPES:
+        problems.append(f"stage.module.loss_type={loss_type!r}: use one of {', '.join(LOSS_TYPES)}")
+    if not float(module.get("beta", 0.1)) > 0:
+        problems.append(f"stage.module.beta={module.get('beta')}: must be > 0")
+    if not 0 <= float(module.get("label_smoothing", 0.0)) < 0.5:
+        problems.append("stage.module.label_smoothing must be in [0, 0.5)")
+    if problems:
+        raise ConfigError(problems)
 
 
 def response_labels(batch: dict[str, Any]) -> torch.Tensor:

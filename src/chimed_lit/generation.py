@@ -81,9 +81,13 @@ def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[list[int]], sampling: Sampling,
-             streamer: Any = None) -> list[dict[str, Any]]:
+             streamer: Any = None, with_logps: bool = False) -> list[dict[str, Any]]:
     """Generate for token-id prompts, left-padded in one batch. Each result has the response
-    `text`, its token `ids` (EOS excluded) and `finished` (the model produced EOS)."""
+    `text`, its token `ids` (EOS excluded) and `finished` (the model produced EOS).
+
+    `with_logps`: each result also has `logps`, the log-probability of each response token
+    (and of the EOS when finished) under the sampling distribution (logits / temperature), read
+    from the logits generation computed anyway, so PPO needs no second forward for them."""
     pad = tokenizer.pad_token_id
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad, dtype=torch.long)
@@ -92,16 +96,32 @@ def generate(model, tokenizer, prompts: list[list[int]], sampling: Sampling,
         ids[i, width - len(p):] = torch.tensor(p)
         mask[i, width - len(p):] = 1
     device = next(model.parameters()).device
+    extra = {"output_logits": True, "return_dict_in_generate": True} if with_logps else {}
     out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                          pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, streamer=streamer,
-                         **sampling.kwargs())
+                         **sampling.kwargs(), **extra)
+    new = (out.sequences if with_logps else out)[:, width:]
+    logps = _sampled_logps(out.logits, new, sampling) if with_logps else None
     results = []
-    for row in out[:, width:].tolist():
+    for i, row in enumerate(new.tolist()):
         finished = tokenizer.eos_token_id in row
         body = row[: row.index(tokenizer.eos_token_id)] if finished else row
         results.append({"text": tokenizer.decode(body, skip_special_tokens=True), "ids": body,
                         "finished": finished})
+        if logps is not None:
+            results[-1]["logps"] = logps[i, : len(body) + finished]
     return results
+
+
+def _sampled_logps(logits: tuple[torch.Tensor, ...], tokens: torch.Tensor, sampling: Sampling
+                   ) -> torch.Tensor:
+    """[batch, new tokens] log-probs of the generated tokens under logits / temperature (the
+    distribution PPO's ratio compares; top-k/top-p truncation is not part of it), one step at a
+    time so no [batch, new, vocab] tensor is built."""
+    scale = sampling.temperature if sampling.do_sample and sampling.temperature != 1.0 else 1.0
+    cols = [torch.log_softmax(step.float() / scale, -1).gather(-1, tokens[:, t, None]).squeeze(-1)
+            for t, step in enumerate(logits)]
+    return torch.stack(cols, 1)
 
 
 def render_prompts(tokenizer, conversations: list[list[dict[str, str]]], template: str

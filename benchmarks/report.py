@@ -1,0 +1,65 @@
+"""Turning measurements into the comparison: medians, ratios to the peer, MFU, the table."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+PEER_COLUMNS = ("trl_default", "trl_fastest")
+
+
+def median(values: Sequence[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(ours: float | None, peer: float | None) -> float | None:
+    """How many times the peer's rate ours is (>1: we are faster); None if either is missing."""
+    if ours is None or peer is None or peer <= 0:
+        return None
+    return ours / peer
+
+
+def mfu(flops_per_s: float | None, peak_flops_per_s: float | None) -> float | None:
+    if flops_per_s is None or not peak_flops_per_s:
+        return None
+    return flops_per_s / peak_flops_per_s
+
+
+def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per side: the median rate, MFU and split timings over its repeats, and the largest peak
+    RSS any repeat reached."""
+    out: dict[str, dict[str, Any]] = {}
+    for side, reps in runs.items():
+        ok = [r for r in reps if r.get("rate") is not None]
+        row: dict[str, Any] = {"repeats": len(ok), "errors": [r["error"] for r in reps if r.get("error")]}
+        for key in ("rate", "mfu", "generate_frac", "response_tokens", "step_s"):
+            row[key] = median([r.get(key) for r in ok])
+        row["rates"] = [r["rate"] for r in ok]
+        rss = [r["peak_rss_mb"] for r in ok if r.get("peak_rss_mb")]
+        row["peak_rss_mb"] = max(rss) if rss else None
+        out[side] = row
+    ours = out.get("ours", {}).get("rate")
+    for side, row in out.items():
+        if side != "ours":
+            row["ours_over_this"] = ratio(ours, row["rate"])
+    return out
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """One line per (stage, side): rate, MFU, peak RSS, and ours divided by that side's rate."""
+    header = f"{'stage':<9} {'side':<13} {'rate':>10} {'unit':<9} {'MFU':>6} {'RSS MB':>7} {'ours/x':>7}"
+    lines = [header, "-" * len(header)]
+    for stage, entry in results.items():
+        for side, row in entry["sides"].items():
+            x = row.get("ours_over_this")
+            lines.append(
+                f"{stage:<9} {side:<13} {_fmt(row.get('rate'), '10.1f')} {entry['unit']:<9} "
+                f"{_fmt(None if row.get('mfu') is None else 100 * row['mfu'], '5.1f')}% "
+                f"{_fmt(row.get('peak_rss_mb'), '7.0f')} {_fmt(x, '6.2f') + 'x' if x else '-':>7}")
+    return "\n".join(lines)

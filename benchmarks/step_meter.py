@@ -1,0 +1,121 @@
+"""Counting the real work in a batch and timing steps, identically for both trainers.
+
+A step's time runs from the end of the previous step to the end of this one, so data loading,
+collation, logging and callbacks are inside it, as a user sees them. The first `warmup` steps
+(allocator growth, lazy initialisation) are left out. Only end times are taken, because the
+peers' loops (HF Trainer, TRL's PPO loop) report step ends reliably and Lightning does too.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def segment_lengths(batch: dict[str, Any], pad_id: int) -> list[int]:
+    """Lengths of the real (non-pad) documents in a batch: one per row of a padded batch
+    (from `attention_mask`), or one per position-id reset of a packed / padding-free batch."""
+    ids = batch["input_ids"]
+    if "attention_mask" in batch and batch["attention_mask"] is not None:
+        return [int(n) for n in batch["attention_mask"].sum(-1).tolist() if n]
+    real = ids != pad_id
+    if "position_ids" not in batch or batch["position_ids"] is None:
+        return [int(n) for n in real.sum(-1).tolist() if n]
+    out: list[int] = []
+    for pos, keep in zip(batch["position_ids"].reshape(-1, ids.shape[-1]), real, strict=True):
+        seg = torch.cumsum((pos == 0).long(), 0)
+        out += [int(n) for n in torch.bincount(seg[keep]).tolist() if n]
+    return out
+
+
+class StepMeter:
+    """Accumulates (end time, tokens, causal pairs, items) per step; writes a JSON summary."""
+
+    def __init__(self, path: str | Path, pad_id: int, warmup: int):
+        self.path, self.pad_id, self.warmup = Path(path), pad_id, warmup
+        self.ends: list[float] = []
+        self.tokens: list[int] = []
+        self.pairs: list[int] = []
+        self.items: list[int] = []
+        self.extra: dict[str, list[float]] = {}
+        self._pending = (0, 0, 0)
+        self.started = time.perf_counter()
+
+    def count(self, batch: dict[str, Any], items: int | None = None) -> None:
+        """Add a batch to the current step (several for gradient accumulation)."""
+        t, p, n = self._pending
+        if "input_ids" in batch and torch.is_tensor(batch["input_ids"]):
+            lengths = segment_lengths(batch, self.pad_id)
+            t, p = t + sum(lengths), p + sum(x * (x + 1) // 2 for x in lengths)
+            n += items if items is not None else len(lengths)
+        else:
+            n += items or 0
+        self._pending = (t, p, n)
+
+    def step_end(self, **extra: float) -> None:
+        self.ends.append(time.perf_counter())
+        t, p, n = self._pending
+        self.tokens.append(t)
+        self.pairs.append(p)
+        self.items.append(n)
+        for k, v in extra.items():
+            self.extra.setdefault(k, []).append(float(v))
+        self._pending = (0, 0, 0)
+
+    def summary(self) -> dict[str, Any]:
+        w = min(self.warmup, max(len(self.ends) - 2, 0))
+        if len(self.ends) - w < 2:
+            return {"steps": len(self.ends), "error": "too few steps to time"}
+        elapsed = self.ends[-1] - self.ends[w]
+        sl = slice(w + 1, None)
+        return {"steps": len(self.ends), "timed_steps": len(self.ends) - w - 1,
+                "elapsed_s": elapsed, "tokens": sum(self.tokens[sl]),
+                "pairs": sum(self.pairs[sl]), "items": sum(self.items[sl]),
+                "extra": {k: sum(v[sl]) for k, v in self.extra.items()},
+                "peak_rss_mb": peak_rss_mb()}
+
+    def write(self) -> None:
+        self.path.write_text(json.dumps(self.summary()))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _lightning_callback():
+    import lightning as L
+
+    class LightningMeter(L.Callback):
+        """Times chimed-lit's real Trainer steps; added as `+callbacks.bench_meter`."""
+
+        def __init__(self, path: str, pad_id: int, warmup: int = 2):
+            self.meter = StepMeter(path, pad_id, warmup)
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            items = len(batch["prompt_ids"]) if "prompt_ids" in batch else (
+                int(batch["n_pairs"]) if "n_pairs" in batch else None)
+            self.meter.count(batch, items)
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            extra = {}
+            gen = trainer.callback_metrics.get(f"{getattr(pl_module, 'stage', '')}/time_generate")
+            if gen is not None:
+                extra["time_generate"] = float(gen)
+            self.meter.step_end(**extra)
+
+        def on_train_end(self, trainer, pl_module) -> None:
+            self.meter.write()
+
+    return LightningMeter
+
+
+def __getattr__(name: str):  # Lightning is imported only where it is installed (not the peer venv)
+    if name == "LightningMeter":
+        return _lightning_callback()
+    raise AttributeError(name)

@@ -1,0 +1,74 @@
+"""The benchmark harness's pure pieces: FLOP counting against a hand count, batch counting,
+and the ratio/median/table arithmetic (no timings)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from benchmarks import flops, report
+from benchmarks.step_meter import StepMeter, segment_lengths
+from benchmarks.workload import arch
+
+# A small LLaMA by hand: d=8, ffn=16, 2 layers, 2 heads (head dim 4), 2 KV heads, vocab 32.
+ARCH = {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": 32,
+        "tie_word_embeddings": False}
+
+
+def test_matmul_params_by_hand():
+    # per layer: q,k,v,o = 4 * 8*8 = 256; gate, up, down = 3 * 8*16 = 384 -> 640; 2 layers 1280
+    assert flops.matmul_params(ARCH) == 1280 + 32 * 8  # + LM head 256
+    assert flops.matmul_params(ARCH, head="score") == 1280 + 8
+
+
+def test_total_params_match_transformers():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(LlamaConfig(**ARCH))
+    assert flops.total_params(ARCH) == sum(p.numel() for p in model.parameters())
+    big = {**arch("30M"), "vocab_size": 4096}
+    assert 25e6 < flops.total_params(big) < 35e6  # the "30M" config is what its name says
+
+
+def test_train_flops_by_hand():
+    # documents of 3 and 2 tokens: 5 tokens, causal pairs 6 + 3 = 9
+    pairs = flops.causal_pairs([3, 2])
+    assert pairs == 9
+    # forward: 2 * 1536 weights * 5 tokens + 4 * 2 layers * attn dim 8 * 9 pairs = 15360 + 576
+    assert flops.train_flops(ARCH, 5, pairs) == 3 * (15360 + 576)
+    # DPO: the frozen reference adds one forward on the same tokens
+    assert flops.train_flops(ARCH, 5, pairs, forward_only_copies=1) == 4 * (15360 + 576)
+
+
+def test_segment_lengths_padded_packed_and_padding_free():
+    pad = 2
+    padded = {"input_ids": torch.tensor([[5, 6, 7], [5, 6, pad]]),
+              "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]])}
+    assert segment_lengths(padded, pad) == [3, 2]
+    # packed block: docs of 2 and 3 tokens, then 2 pad tokens with their own positions
+    packed = {"input_ids": torch.tensor([[5, 6, 7, 8, 9, pad, pad]]),
+              "position_ids": torch.tensor([[0, 1, 0, 1, 2, 0, 1]])}
+    assert segment_lengths(packed, pad) == [2, 3]
+    meter = StepMeter("unused.json", pad, warmup=0)
+    meter.count(packed)
+    meter.step_end()
+    assert (meter.tokens, meter.pairs, meter.items) == ([5], [3 + 6], [2])
+
+
+def test_ratio_median_mfu_and_table():
+    assert report.ratio(30.0, 20.0) == 1.5
+    assert report.ratio(30.0, None) is None and report.ratio(1.0, 0.0) is None
+    assert report.median([3.0, 1.0, None, 2.0]) == 2.0
+    assert math.isclose(report.mfu(74e9, 185e9), 0.4)
+    runs = {"ours": [{"rate": 300.0, "mfu": 0.5, "peak_rss_mb": 900.0},
+                     {"rate": 100.0, "mfu": 0.2, "peak_rss_mb": 950.0},
+                     {"rate": 200.0, "mfu": 0.3, "peak_rss_mb": 920.0}],
+            "trl_default": [{"rate": 80.0, "peak_rss_mb": 1000.0},
+                            {"error": "exit 1", "rate": None}]}
+    sides = report.summarise(runs)
+    assert sides["ours"]["rate"] == 200.0 and sides["ours"]["peak_rss_mb"] == 950.0
+    assert sides["trl_default"]["ours_over_this"] == 2.5
+    assert sides["trl_default"]["errors"] == ["exit 1"]
+    table = report.format_table({"pretrain": {"unit": "tokens/s", "sides": sides}})
+    assert "2.50x" in table and " 30.0%" in table and "trl_default" in table

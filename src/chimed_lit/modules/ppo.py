@@ -138,6 +138,16 @@ class PPOModule(L.LightningModule):
             return logp, None
         return logp, entropy_from_logits(logits[:, :-1], (labels[:, 1:] != IGNORE))
 
+    def _rollout_logps(self, prompts: list[list[int]], replies: list[dict[str, Any]],
+                       width: int) -> torch.Tensor:
+        """The behaviour policy's log-probs, taken from the logits generation already computed
+        (no second actor forward over the rollout), on `_logps`'s shifted grid: response token
+        k of row i sits at column len(prompt_i) - 1 + k; 0 elsewhere (masked)."""
+        out = torch.zeros(len(prompts), width - 1, device=self.device)
+        for i, (p, r) in enumerate(zip(prompts, replies, strict=True)):
+            out[i, len(p) - 1:len(p) - 1 + len(r["logps"])] = r["logps"].to(self.device)
+        return out
+
     def score(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Raw reward-model scores at each sequence's last token."""
         with torch.no_grad():
@@ -161,7 +171,7 @@ class PPOModule(L.LightningModule):
         # 1. generate: sample responses with the current policy (KV cache, left-padded prompts)
         t0 = time.perf_counter()
         self.actor.eval()
-        replies = generate(self.actor, self.tokenizer, prompts, self.sampling)
+        replies = generate(self.actor, self.tokenizer, prompts, self.sampling, with_logps=True)
         self.actor.train()
         ids, mask, labels = self._sequences(prompts, replies)
         resp_mask = (labels[:, 1:] != IGNORE).float()  # on the shifted grid: position t -> t+1
@@ -174,7 +184,7 @@ class PPOModule(L.LightningModule):
         score = (raw - self.reward_mean) / max(self.reward_std, 1e-6)
         score = score - self.missing_eos_penalty * (~finished).float()
         with torch.no_grad():
-            old_logp, _ = self._logps(self.actor, ids, mask, labels)
+            old_logp = self._rollout_logps(prompts, replies, ids.shape[1])
             ref_logp = self._ref_logps(ids, mask, labels)
             old_values = token_values(self.critic, ids, mask)[:, :-1] * resp_mask
         kl = kl_penalty(old_logp, ref_logp, self.kl_estimator) * resp_mask

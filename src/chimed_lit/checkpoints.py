@@ -68,16 +68,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return checkpoint
 
 
-def checkpoint_plugins(strategy: Any, stage: str) -> list[Any]:
-    """The `Trainer(plugins=...)` for single-file checkpoints; sharded strategies (DeepSpeed,
-    FSDP2) write folders through their own engines and keep their own checkpoint IO."""
+def checkpoint_plugins(strategy: Any, stage: str, given: Any = ()) -> list[Any]:
+    """`Trainer(plugins=...)`: the user's (`trainer.plugins`) plus `AtomicCheckpointIO`, unless
+    a checkpoint IO is already chosen, or the strategy is sharded (DeepSpeed and FSDP2 write
+    folders through their own engines)."""
+    from lightning.fabric.plugins import CheckpointIO
     from lightning.pytorch.strategies import DeepSpeedStrategy, ModelParallelStrategy
 
-    if isinstance(strategy, DeepSpeedStrategy | ModelParallelStrategy):
-        return []
-    if getattr(strategy, "_checkpoint_io", None) is not None:
-        return []
-    return [AtomicCheckpointIO(stage)]
+    given = list(given or [])
+    if (isinstance(strategy, DeepSpeedStrategy | ModelParallelStrategy)
+            or getattr(strategy, "_checkpoint_io", None) is not None
+            or any(isinstance(p, CheckpointIO) for p in given)):
+        return given
+    return [*given, AtomicCheckpointIO(stage)]
 
 
 def checkpoint_problem(path: Path, stage: str | None = None, verify: str = "full") -> str | None:

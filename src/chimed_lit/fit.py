@@ -164,7 +164,8 @@ def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name:
     write_text(sdir / "config.yaml", redacted_yaml(cfg))
     strategy = instantiate(cfg.strategy)
     trainer = instantiate(cfg.trainer, strategy=strategy, callbacks=_callbacks(cfg, sdir),
-                          plugins=checkpoint_plugins(strategy, stage),
+                          plugins=checkpoint_plugins(strategy, stage,
+                                                     instantiate(cfg.trainer.get("plugins") or [])),
                           logger=_loggers(cfg, stage, run_name or stage, group) or False,
                           default_root_dir=str(sdir))
 

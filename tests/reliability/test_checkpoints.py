@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from chimed_lit.checkpoints import AtomicCheckpointIO, checkpoint_problem, find_resume_checkpoint
+from chimed_lit.checkpoints import (
+    AtomicCheckpointIO,
+    checkpoint_plugins,
+    checkpoint_problem,
+    find_resume_checkpoint,
+)
 from chimed_lit.errors import CheckpointError, ConfigError
 from tests.reliability.conftest import QUIET, assert_same_weights, metrics
 
@@ -131,3 +136,16 @@ def test_lightning_slurm_checkpoints_are_candidates(three_steps, tmp_path):
 def test_unknown_verify_mode_is_a_clear_error(three_steps):
     with pytest.raises(ConfigError, match=r"checkpoint.verify='crc': use one of full, quick"):
         find_resume_checkpoint(three_steps / "pretrain", "pretrain", "crc")
+
+
+def test_user_plugins_are_kept_and_a_user_checkpoint_io_wins():
+    from lightning.fabric.plugins import TorchCheckpointIO
+    from lightning.fabric.plugins.environments import LightningEnvironment
+    from lightning.pytorch.strategies import DeepSpeedStrategy
+
+    env = LightningEnvironment()
+    got = checkpoint_plugins("auto", "sft", [env])
+    assert got[0] is env and isinstance(got[1], AtomicCheckpointIO) and got[1].stage == "sft"
+    own = TorchCheckpointIO()
+    assert checkpoint_plugins("auto", "sft", [own]) == [own]
+    assert checkpoint_plugins(DeepSpeedStrategy.__new__(DeepSpeedStrategy), "sft") == []

@@ -10,6 +10,7 @@ exactly at the end of an epoch of 3 batches), 2 (sft, mid-epoch), 4 (reward, mid
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -44,8 +45,11 @@ def assert_same_from(want: dict[int, float], got: dict[int, float], first: int, 
 def test_pretrain_killed_at_the_epoch_boundary(run_cli, tmp_path):
     # the demo corpus packs into 3 batches per epoch: step 3 is the first of epoch 2
     args = ["stage=pretrain", *QUIET, "trainer.max_steps=6", "scheduler.total_steps=6",
-            "checkpoint.every_n_steps=1", "model.arch.num_hidden_layers=2", "seed=3"]
+            "checkpoint.every_n_steps=1", "model.arch.num_hidden_layers=2", "data.batch_size=8",
+            "seed=3"]
     straight, split = kill_and_resume(run_cli, tmp_path, args, kill_at=3)
+    data = json.loads((straight / "pretrain" / "summary.json").read_text())["data"]
+    assert data["train_blocks"] // 8 == 3  # the checkpoint resumed from ends epoch 1 exactly
     assert len(list((split / "pretrain" / "checkpoints").glob("*.ckpt"))) >= 1
     key = "pretrain/train_loss"
     assert_same_from(metrics(straight, "pretrain", key), metrics(split, "pretrain", key), 3, 3)

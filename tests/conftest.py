@@ -34,6 +34,18 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+@pytest.fixture
+def hydra_ctx():
+    """Hydra's compose API over the shipped configs (as `chimed-lit` composes them)."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("chimed_lit.configs", version_base="1.3"):
+        yield
+    GlobalHydra.instance().clear()
+
+
 @pytest.fixture(scope="session")
 def demo_tok(_session_cache: Path):
     from chimed_lit.demo_tokenizer import demo_tokenizer

@@ -19,7 +19,10 @@ def _on_cpu(accelerator: str) -> bool:
 
 def check_runtime(cfg: DictConfig) -> None:
     """Fail before building anything when the combination cannot run here."""
-    problems = []
+    from omegaconf import OmegaConf
+
+    problems = [f"{k} is required for the {cfg.stage.name} stage (the config leaves it ???); "
+                f"set {k}=..." for k in sorted(OmegaConf.missing_keys(cfg))]
     precision = str(cfg.trainer.get("precision", "32-true"))
     if _on_cpu(cfg.trainer.get("accelerator", "auto")) and precision.startswith("16"):
         problems.append(f"trainer.precision={precision} on a CPU: fp16 is not supported there "

@@ -63,7 +63,7 @@ def _groups_text() -> str:
 
 
 def _route_stage_prefixes(overrides: list[str]) -> list[str]:
-    """`sft.x=v` -> `x=v` when sft is the target stage, else `+stage_overrides.sft.x=v` (also
+    """`sft.x=v` -> `x=v` when sft is the target stage, else `++stage_overrides.sft.x=v` (also
     for the target when x is run-wide, such as `strategy`: it must not reach the other stages)."""
     from chimed_lit.pipeline import is_run_wide
 
@@ -79,7 +79,8 @@ def _route_stage_prefixes(overrides: list[str]) -> list[str]:
             if head == target and not is_run_wide(rest):
                 out.append(o.replace(f"{head}.", "", 1))
             else:
-                out.append(f"+stage_overrides.{key}={o.split('=', 1)[1]}")
+                # ++: a recipe may already set that stage's key
+                out.append(f"++stage_overrides.{key}={o.split('=', 1)[1]}")
         else:
             out.append(o)
     return out

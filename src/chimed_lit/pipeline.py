@@ -22,13 +22,16 @@ from chimed_lit.atomic import write_json
 log = logging.getLogger("chimed_lit")
 
 STAGES = ("pretrain", "sft", "reward", "rlhf", "dpo")
-RUN_WIDE = ("paths", "seed", "model", "logger", "resume", "checkpoint", "experiment")
+RUN_WIDE = ("paths", "seed", "model", "logger", "resume", "checkpoint", "experiment", "strategy")
+# where a run executes applies to every stage it runs (`sft.trainer.devices=1` still overrides)
+RUN_WIDE_KEYS = ("trainer.devices", "trainer.num_nodes", "trainer.accelerator")
 _VOLATILE = ("resume", "logger", "callbacks", "paths", "stage_overrides", "checkpoint", "hydra")
 
 
 def is_run_wide(override: str) -> bool:
     key = override.lstrip("+~").split("=", 1)[0]
-    return key.split(".", 1)[0] in RUN_WIDE and key != "model.pretrained"
+    return ((key.split(".", 1)[0] in RUN_WIDE or key in RUN_WIDE_KEYS)
+            and key != "model.pretrained")
 
 
 def file_digest(path: str) -> str:
@@ -89,23 +92,39 @@ def plan(cfg: DictConfig, task_overrides: list[str]) -> list[tuple[str, DictConf
                 visit(need, compose_stage(need, task_overrides, cfg.paths.output_dir), False)
         order.append((name, scfg))
 
-    visit(cfg.stage.name, cfg, True)
+    target = cfg
+    if (cfg.get("stage_overrides") or {}).get(cfg.stage.name):  # e.g. rlhf.strategy=ddp
+        target = compose_stage(cfg.stage.name, task_overrides, cfg.paths.output_dir, own=True)
+    visit(cfg.stage.name, target, True)
     return order
 
 
-def compose_stage(name: str, task_overrides: list[str], output_dir: str) -> DictConfig:
-    """The config of upstream stage `name` within the running Hydra app."""
+def compose_stage(name: str, task_overrides: list[str], output_dir: str,
+                  own: bool = False) -> DictConfig:
+    """The config of upstream stage `name` within the running Hydra app (`own`: of the target
+    stage itself, which keeps all its overrides).
+
+    Precedence, lowest first: the stage's YAML, run-wide overrides (`strategy=...`), the stage's
+    `stage_overrides.<name>` entry (from a recipe or a `<name>.key=value` argument), and, for
+    the target, the command line's own overrides."""
     from hydra import compose
 
-    overrides = [f"stage={name}", f"paths.output_dir={output_dir}"]
-    overrides += [o for o in task_overrides if is_run_wide(o) and not o.startswith("paths.output_dir=")]
-    overrides += [o for o in task_overrides if o.startswith("+stage_overrides.")]
-    cfg = compose(config_name="fit", overrides=overrides)
+    def key(o: str) -> str:
+        return o.lstrip("+~").split("=", 1)[0]
+
+    base = [f"stage={name}", f"paths.output_dir={output_dir}"]
+    per_stage = [o for o in task_overrides if key(o).startswith("stage_overrides.")]
+    wide = [o for o in task_overrides if is_run_wide(o) and key(o) != "paths.output_dir"]
+    rest = [o for o in task_overrides if own and o not in per_stage and o not in wide
+            and key(o) not in ("stage", "paths.output_dir")]
+    cfg = compose(config_name="fit", overrides=base + wide + per_stage + rest)
     extra = cfg.stage_overrides.get(name)
     flat = [] if extra is None else [
         f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
         for k, v in _flatten(OmegaConf.to_container(extra, resolve=True))]
-    return compose(config_name="fit", overrides=overrides + flat) if flat else cfg
+    if not flat:
+        return cfg
+    return compose(config_name="fit", overrides=base + wide + per_stage + flat + rest)
 
 
 def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -117,11 +136,13 @@ def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
 def run_pipeline(cfg: DictConfig, task_overrides: list[str], run_name: str | None = None,
                  group: str | None = None) -> dict[str, Any]:
     """Run (or reuse) every stage the target needs, then the target; returns its summary."""
+    from chimed_lit.checks import check_runtime
     from chimed_lit.fit import run_stage, stage_dir
     from chimed_lit.lora import check_quantize
 
     stages = plan(cfg, task_overrides)
-    for _, scfg in stages:  # QLoRA that cannot run here stops the run before any stage trains
+    for _, scfg in stages:  # what cannot run here stops the run before any stage trains
+        check_runtime(scfg)
         check_quantize(scfg.get("lora"))
         if scfg.stage.get("model_kind") == "dpo":
             from chimed_lit.modules.dpo import check_dpo_config

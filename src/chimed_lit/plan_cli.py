@@ -67,9 +67,7 @@ def build_plans(args: list[str]):
     from chimed_lit.planning.stages import stage_configs
 
     opts, as_json, rest = split_args(args)
-    # ++: a recipe may already set the key a `<stage>.key=value` override routes to
-    routed = [("+" + o) if o.startswith("+stage_overrides.") else o
-              for o in _route_stage_prefixes(rest)]
+    routed = _route_stage_prefixes(rest)
     out = []
     for _, cfg in stage_configs(check_overrides(routed)):
         fields = config_dict(cfg.model)

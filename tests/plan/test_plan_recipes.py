@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
 
 from chimed_lit.planning.model_size import config_dict, measure
 from chimed_lit.planning.stages import stage_configs
@@ -54,12 +53,6 @@ def test_command_line_beats_the_recipe_for_the_target_stage():
     assert cfgs["pretrain"].optimizer.lr == 5e-5
 
 
-@pytest.fixture
-def hydra_ctx():
-    GlobalHydra.instance().clear()
-    with initialize_config_module("chimed_lit.configs", version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
 
 
 @pytest.mark.parametrize(("preset", "stage", "subset", "target"), [

@@ -96,4 +96,4 @@ def test_a_target_stage_prefix_keeps_a_run_wide_key_to_that_stage(tmp_path):
     routed = _route_stage_prefixes(["stage=rlhf", "strategy=deepspeed_zero2",
                                     "rlhf.strategy=ddp", "rlhf.trainer.max_steps=3"])
     assert routed == ["stage=rlhf", "strategy=deepspeed_zero2",
-                      "+stage_overrides.rlhf.strategy=ddp", "trainer.max_steps=3"]
+                      "++stage_overrides.rlhf.strategy=ddp", "trainer.max_steps=3"]

@@ -3,7 +3,6 @@ reward as issue 5 asks of full PPO, and exports the merged policy and the adapte
 
 from __future__ import annotations
 
-import csv
 import json
 import statistics
 from pathlib import Path
@@ -11,12 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-
-def rollouts(run: Path) -> list[dict[str, float]]:
-    rows = csv.DictReader((run / "rlhf" / "csv" / "metrics.csv").open())
-    out = {int(r["step"]): {k: float(v) for k, v in r.items() if v and k.startswith("rlhf/")}
-           for r in rows if r.get("rlhf/reward_mean")}
-    return [out[k] for k in sorted(out)]
+from tests.stages.test_rlhf_stage import rollouts
 
 
 @pytest.mark.slow

@@ -131,6 +131,7 @@ def find_resume_checkpoint(stage_dir: Path, stage: str | None = None,
     Each unusable one is skipped with a warning naming it; if checkpoints exist but none is
     usable, that is an error (silently restarting a long run from step 0 is worse)."""
     check_verify(verify)
+    _remove_partial_writes(stage_dir / "checkpoints")
     skipped = []
     for path in candidates(stage_dir):
         problem = checkpoint_problem(path, stage, verify)
@@ -143,6 +144,14 @@ def find_resume_checkpoint(stage_dir: Path, stage: str | None = None,
                               + "\n  ".join(skipped)
                               + "\nmove them away to start over, or run with resume=false")
     return None
+
+
+def _remove_partial_writes(directory: Path) -> None:
+    """Delete what a save killed half-way left (`.NAME.ckpt.XXXX.tmp`): never a checkpoint,
+    and as large as one."""
+    for tmp in directory.glob(".*.ckpt.*.tmp") if directory.is_dir() else []:
+        log.warning("removing %s, left by a checkpoint save that was interrupted", tmp)
+        tmp.unlink(missing_ok=True)
 
 
 def last_good_checkpoint(stage_dir: Path, stage: str | None = None) -> str | None:

@@ -126,6 +126,15 @@ def test_only_unusable_checkpoints_is_an_error_not_a_restart(run_cli, three_step
     assert "step000002.ckpt: empty file" in r.err and "Traceback" not in r.err
 
 
+def test_what_an_interrupted_save_left_is_removed(three_steps, tmp_path):
+    run = copy_run(three_steps, tmp_path / "run")
+    partial = run / "pretrain" / "checkpoints" / ".last.ckpt.k3j9x.tmp"
+    partial.write_bytes(b"PK\x03\x04 half a checkpoint")
+    chosen = find_resume_checkpoint(run / "pretrain", "pretrain")
+    assert chosen == str(run / "pretrain" / "checkpoints" / "last.ckpt")
+    assert not partial.exists()
+
+
 def test_lightning_slurm_checkpoints_are_candidates(three_steps, tmp_path):
     run = copy_run(three_steps, tmp_path / "run")
     hpc = run / "pretrain" / "hpc_ckpt_1.ckpt"

@@ -45,7 +45,11 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def shard_models(models: list[torch.nn.Module], strategy: Any) -> None:
-    """Apply `fully_shard` to each decoder layer and then to each model as a whole."""
+    """Apply `fully_shard` to each decoder layer, the backbone, each other top-level piece that
+    holds parameters (LM head, reward/value head) and then each model as a whole.
+
+    Separate units for the backbone and the heads let code call them on their own (the critic
+    reads values as `score(backbone(...))`): each gathers its own parameters when called."""
     from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
     mesh = strategy.device_mesh["data_parallel"]
@@ -55,4 +59,7 @@ def shard_models(models: list[torch.nn.Module], strategy: Any) -> None:
     for model in models:
         for layer in decoder_layers(model):
             fully_shard(layer, **options)
+        for child in model.children():
+            if any(True for _ in child.parameters()):
+                fully_shard(child, **options)
         fully_shard(model, **options)

@@ -51,10 +51,10 @@ def _strategy_problems(cfg: DictConfig) -> list[str]:
             out.append("trainer.gradient_clip_algorithm=value: DeepSpeed clips by norm only")
     ppo = (cfg.stage.get("model_kind") == "ppo"
            and cfg.stage.get("algorithm", "ppo") != "rejection_sampling")
-    if name in ("deepspeed", "fsdp2") and ppo:
-        out.append(f"strategy={'fsdp2' if name == 'fsdp2' else 'deepspeed_*'} with stage=rlhf: "
-                   "PPO steps two optimizers (actor and critic) itself, which Lightning's "
-                   "DeepSpeed and FSDP2 strategies do not support; keep them for the other stages "
-                   "and add rlhf.strategy=ddp (or auto), with lora=on to fit one base model, or "
-                   "use stage.algorithm=rejection_sampling (SFT rounds, which shard)")
+    if name == "deepspeed" and ppo:
+        out.append("strategy=deepspeed_* with stage=rlhf: PPO steps two optimizers (actor and "
+                   "critic) itself, which Lightning's DeepSpeed strategy does not support; keep "
+                   "DeepSpeed for the other stages and add rlhf.strategy=fsdp2 (every PPO model "
+                   "sharded, the actor gathered once per rollout) or rlhf.strategy=ddp, or use "
+                   "stage.algorithm=rejection_sampling")
     return out

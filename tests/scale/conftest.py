@@ -64,3 +64,14 @@ def hf_weights(out: Path, stage: str = "sft") -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(out / stage / "hf" / "model.safetensors"))
+
+
+@pytest.fixture(scope="session")
+def tiny_reward(tmp_path_factory: pytest.TempPathFactory, tiny_base, demo_tok) -> Path:
+    """A scalar-head model on `tiny_base`'s backbone (random head): PPO's reward model/critic."""
+    from chimed_lit.models import ModelFactory
+
+    out = tmp_path_factory.mktemp("tiny_reward")
+    ModelFactory().load_reward_model(demo_tok, pretrained=str(tiny_base)).save_pretrained(out)
+    demo_tok.save_pretrained(out)
+    return out

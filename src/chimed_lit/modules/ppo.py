@@ -7,7 +7,6 @@ With LoRA (`lora=on`) `ref` and `reward_model` are None: the reference is the ac
 adapters disabled and the reward model is the critic with its adapters (and its trained head
 copy) disabled, so one SFT base and one reward base sit in memory instead of two of each.
 
-
 Knobs:
 - `sampling`: rollout sampling (`max_new_tokens`, `temperature`, `top_p`, `top_k`).
 - `ppo_epochs`, `minibatch_size`: passes and minibatch rows per rollout batch.
@@ -40,6 +39,7 @@ from chimed_lit.generation import Sampling, generate
 from chimed_lit.lora import peft_model_of
 from chimed_lit.losses import IGNORE, per_token_logps
 from chimed_lit.modules.reward import score_sequences
+from chimed_lit.modules.sharding import ShardedModelHook, gathered
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.rl import (
     AdaptiveKLController,
@@ -65,7 +65,7 @@ def token_values(critic: torch.nn.Module, input_ids: torch.Tensor,
     return critic.score(hidden).squeeze(-1).float()
 
 
-class PPOModule(L.LightningModule):
+class PPOModule(ShardedModelHook, L.LightningModule):
     def __init__(self, actor: torch.nn.Module, critic: torch.nn.Module,
                  ref: torch.nn.Module | None, reward_model: torch.nn.Module | None, tokenizer: Any,
                  actor_optimizer: Callable[..., torch.optim.Optimizer],
@@ -171,7 +171,9 @@ class PPOModule(L.LightningModule):
         # 1. generate: sample responses with the current policy (KV cache, left-padded prompts)
         t0 = time.perf_counter()
         self.actor.eval()
-        replies = generate(self.actor, self.tokenizer, prompts, self.sampling, with_logps=True)
+        with gathered(self.actor):  # FSDP2: all-gather the actor once per rollout, not per token
+            replies = generate(self.actor, self.tokenizer, prompts, self.sampling,
+                               with_logps=True)
         self.actor.train()
         ids, mask, labels = self._sequences(prompts, replies)
         resp_mask = (labels[:, 1:] != IGNORE).float()  # on the shifted grid: position t -> t+1
@@ -288,7 +290,9 @@ class PPOModule(L.LightningModule):
 
     # ----- validation: greedy replies to held-out prompts, scored ---------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        replies = generate(self.actor, self.tokenizer, batch["prompt_ids"], self.val_sampling)
+        with gathered(self.actor):
+            replies = generate(self.actor, self.tokenizer, batch["prompt_ids"],
+                               self.val_sampling)
         ids, mask, _ = self._sequences(batch["prompt_ids"], replies)
         raw = self.score(ids, mask)
         self.val_reward.update(raw)
@@ -309,8 +313,9 @@ class PPOModule(L.LightningModule):
         return [actor[0], critic[0]], [actor[1], critic[1]]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                    if not k.startswith(FROZEN)}
+        if not getattr(self, "_sharded", False):  # FSDP2 loads shards strictly: keep them all
+            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                        if not k.startswith(FROZEN)}
         checkpoint["kl_ctl"] = self.kl_ctl.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

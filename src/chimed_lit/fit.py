@@ -19,6 +19,7 @@ from chimed_lit.checks import check_runtime
 from chimed_lit.errors import ConfigError
 from chimed_lit.export import export_hf
 from chimed_lit.model_dirs import check_stage_models
+from chimed_lit.plugins.full_weights import full_state_dict
 from chimed_lit.redaction import redact, redacted_yaml
 
 log = logging.getLogger("chimed_lit")
@@ -194,8 +195,10 @@ def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name:
         "train_loss": train_loss,
         "elapsed_s": round(time.time() - started, 1), "fingerprint": fingerprint,
     }
+    weights = full_state_dict(trainer.strategy, module.model)  # ZeRO-3/FSDP2: a collective
     if trainer.is_global_zero:
-        summary.update(export_hf(module.model, tokenizer, sdir))  # LoRA: merged + hf_adapter/
+        # LoRA: merged + hf_adapter/
+        summary.update(export_hf(module.model, tokenizer, sdir, state_dict=weights))
         write_json(sdir / "summary.json", summary)
     for lg in trainer.loggers:
         if hasattr(lg, "experiment") and type(lg).__name__ == "WandbLogger":

@@ -175,7 +175,8 @@ class BaseDataModule(L.LightningDataModule):
     def train_dataloader(self) -> ResumableDataLoader:
         t = self.trainer
         sampler = ResumableSampler(len(self.train_dataset), shuffle=True, seed=self.seed,
-                                   rank=t.global_rank if t else 0, world_size=t.world_size if t else 1)
+                                   rank=t.global_rank if t else 0, world_size=t.world_size if t else 1,
+                                   block=self.batch_size)
         return ResumableDataLoader(self.train_dataset, batch_size=self.batch_size, sampler=sampler,
                                    collate_fn=self.collate, num_workers=self.num_workers,
                                    drop_last=True, progress=self._progress if t else None,

@@ -99,7 +99,11 @@ class ModelFactory:
     def _checkpointing(self, model) -> None:
         # non-reentrant: works with frozen inputs (LoRA), DDP/FSDP2 and DeepSpeed alike
         if self.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            kwargs = {"use_reentrant": False}
+            if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+                model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         if self.compile:  # in place: parameter names (checkpoints, exports) stay the same
             model.compile()
 

@@ -36,6 +36,7 @@ from torchmetrics import MeanMetric
 
 from chimed_lit.errors import ConfigError
 from chimed_lit.losses import IGNORE, per_token_logps
+from chimed_lit.modules.sharding import ShardedModelHook
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.rl.preference_loss import dpo_loss, orpo_loss, simpo_loss
 
@@ -67,7 +68,7 @@ def response_labels(batch: dict[str, Any]) -> torch.Tensor:
     return torch.where(on_response, ids, torch.full_like(ids, IGNORE))
 
 
-class DPOModule(L.LightningModule):
+class DPOModule(ShardedModelHook, L.LightningModule):
     def __init__(self, model: torch.nn.Module, ref: torch.nn.Module | None = None,
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  scheduler: WarmupCosine | None = None, loss_type: str = "sigmoid",
@@ -161,7 +162,10 @@ class DPOModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Only what trains is saved: all of the policy, or its adapters under LoRA. The
-        reference and a frozen base are rebuilt from their dirs on resume."""
+        reference and a frozen base are rebuilt from their dirs on resume. Under FSDP2 every
+        shard is kept: its sharded checkpoints load strictly."""
+        if getattr(self, "_sharded", False):
+            return
         frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
                                     if not k.startswith("ref.") and k not in frozen}

@@ -314,8 +314,10 @@ class PPOModule(ShardedModelHook, L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if not getattr(self, "_sharded", False):  # FSDP2 loads shards strictly: keep them all
+            # frozen weights (reference, reward model, a LoRA base) are rebuilt from their dirs
+            frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
             checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                        if not k.startswith(FROZEN)}
+                                        if not k.startswith(FROZEN) and k not in frozen}
         checkpoint["kl_ctl"] = self.kl_ctl.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

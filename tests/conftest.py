@@ -34,6 +34,22 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
+TINY_ARCH = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                 intermediate_size=128, max_position_embeddings=512)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread in this process, as in child runs: the same float sums bit for bit, and
+    no slowdown from oversubscribed cores when several test processes share a machine."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture
 def hydra_ctx():
     """Hydra's compose API over the shipped configs (as `chimed-lit` composes them)."""

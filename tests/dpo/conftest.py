@@ -6,22 +6,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-TINY_ARCH = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                 intermediate_size=128, max_position_embeddings=512)
+from tests.conftest import TINY_ARCH  # noqa: F401  (shared tiny config)
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+def _one_thread(one_thread) -> None:
+    """Every test here on one torch thread (tests/conftest.py)."""
 
 
 def fit_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.dpo.conftest import TINY_ARCH, dpo_pipeline, fit_once, one_thread  # noqa: F401 (a fixture)
+from tests.dpo.conftest import TINY_ARCH, _one_thread, dpo_pipeline, fit_once  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import csv
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,8 @@ QUIET = ("logger=csv", "trainer.log_every_n_steps=1", "trainer.enable_progress_b
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """One thread in this process, as in the child runs: the same float sums bit for bit."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+def _one_thread(one_thread) -> None:
+    """Every test here on one torch thread (tests/conftest.py)."""
 
 
 def child_env() -> dict[str, str]:

@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-TINY_ARCH = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                 intermediate_size=128, max_position_embeddings=512)
+from tests.conftest import TINY_ARCH  # noqa: F401  (shared tiny config)
 
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+def _one_thread(one_thread) -> None:
+    """Every test here on one torch thread (tests/conftest.py)."""
 
 
 @pytest.fixture

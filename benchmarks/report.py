@@ -34,16 +34,17 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
     for side, reps in runs.items():
         ok = [r for r in reps if r.get("rate") is not None]
         row: dict[str, Any] = {"repeats": len(ok), "errors": [r["error"] for r in reps if r.get("error")]}
-        for key in ("rate", "mfu", "generate_frac", "response_tokens", "step_s"):
+        for key in ("rate", "rate_cpu", "mfu", "generate_frac", "step_s"):
             row[key] = median([r.get(key) for r in ok])
         row["rates"] = [r["rate"] for r in ok]
         rss = [r["peak_rss_mb"] for r in ok if r.get("peak_rss_mb")]
         row["peak_rss_mb"] = max(rss) if rss else None
         out[side] = row
-    ours = out.get("ours", {}).get("rate")
+    ours = out.get("ours", {})
     for side, row in out.items():
         if side != "ours":
-            row["ours_over_this"] = ratio(ours, row["rate"])
+            row["ours_over_this"] = ratio(ours.get("rate"), row["rate"])
+            row["ours_over_this_cpu"] = ratio(ours.get("rate_cpu"), row.get("rate_cpu"))
     return out
 
 
@@ -52,14 +53,33 @@ def _fmt(v: Any, spec: str) -> str:
 
 
 def format_table(results: dict[str, dict[str, Any]]) -> str:
-    """One line per (stage, side): rate, MFU, peak RSS, and ours divided by that side's rate."""
-    header = f"{'stage':<9} {'side':<13} {'rate':>10} {'unit':<9} {'MFU':>6} {'RSS MB':>7} {'ours/x':>7}"
+    """One line per (stage, side): rate, MFU, peak RSS, and ours divided by that side's rate,
+    by wall time and by the workers' CPU time (steadier when other jobs share the cores)."""
+    header = (f"{'stage':<9} {'side':<14} {'rate':>10} {'unit':<9} {'MFU':>6} {'RSS MB':>7} "
+              f"{'ours/x':>7} {'per-CPU-s':>9}")
     lines = [header, "-" * len(header)]
     for stage, entry in results.items():
         for side, row in entry["sides"].items():
-            x = row.get("ours_over_this")
+            x, xc = row.get("ours_over_this"), row.get("ours_over_this_cpu")
             lines.append(
-                f"{stage:<9} {side:<13} {_fmt(row.get('rate'), '10.1f')} {entry['unit']:<9} "
+                f"{stage:<9} {side:<14} {_fmt(row.get('rate'), '10.1f')} {entry['unit']:<9} "
                 f"{_fmt(None if row.get('mfu') is None else 100 * row['mfu'], '5.1f')}% "
-                f"{_fmt(row.get('peak_rss_mb'), '7.0f')} {_fmt(x, '6.2f') + 'x' if x else '-':>7}")
+                f"{_fmt(row.get('peak_rss_mb'), '7.0f')} {_fmt(x, '6.2f') + 'x' if x else '-':>7} "
+                f"{_fmt(xc, '8.2f') + 'x' if xc else '-':>9}")
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The per-stage comparison as a Markdown table (README and docs/performance.md)."""
+    lines = ["| stage | unit | side | rate | per CPU-s | MFU | peak RSS MB | ours / side (wall) | ours / side (CPU) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for stage, entry in results["stages"].items():
+        for side, row in entry["sides"].items():
+            m = row.get("mfu")
+            x, xc = row.get("ours_over_this"), row.get("ours_over_this_cpu")
+            lines.append(
+                f"| {stage} | {entry['unit']} | {side} | {_fmt(row.get('rate'), '.2f')} | "
+                f"{_fmt(row.get('rate_cpu'), '.2f')} | {'-' if m is None else f'{100 * m:.1f}%'} | "
+                f"{_fmt(row.get('peak_rss_mb'), '.0f')} | {'-' if x is None else f'{x:.2f}x'} | "
+                f"{'-' if xc is None else f'{xc:.2f}x'} |")
     return "\n".join(lines)

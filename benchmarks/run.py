@@ -101,6 +101,8 @@ def rate_and_mfu(stage: str, res: dict[str, Any], arch: dict[str, Any], peak: fl
         gen = res.get("extra", {}).get("time_generate")
         out["generate_frac"] = gen / t if gen is not None else None
         f = None
+    cpu = res.get("cpu_s")
+    out["rate_cpu"] = out["rate"] * t / cpu if cpu else None  # per CPU-second of the worker
     out["tokens_per_s"] = res["tokens"] / t if res.get("tokens") else None
     out["mfu"] = report.mfu(f / t, peak) if f is not None else None
     return out
@@ -121,6 +123,8 @@ def compare(stages: list[str], p: dict[str, Any], work: dict[str, Any], args, pe
             "warmup": p["warmup"], "ppo": p["ppo"], "device": device, "lr": 1e-3}
     for stage in stages:
         sides: list[tuple[str, str, str, dict]] = [("ours", sys.executable, "benchmarks.ours", {})]
+        if stage == "sft":  # the shipped SFT config pads; packing is one switch away
+            sides.append(("ours_packed", sys.executable, "benchmarks.ours", {"pack": True}))
         if not args.no_peer:
             python = str(peer_env.ensure()) if stage == "rlhf" else sys.executable
             tag = "trl112" if stage == "rlhf" else "trl"
@@ -136,7 +140,8 @@ def compare(stages: list[str], p: dict[str, Any], work: dict[str, Any], args, pe
                 runs[name].append(res)
                 print(f"  {stage:<8} {name:<13} rep {rep}: rate={res.get('rate')} "
                       f"load={res['load']} {res.get('error') or ''}", flush=True)
-        results[stage] = {"unit": UNITS[stage], "sides": report.summarise(runs), "runs": runs}
+        results[stage] = {"unit": UNITS[stage], "sides": report.summarise(runs), "runs": runs,
+                          "peak_flops": peak, "date": time.strftime("%H:%M UTC", time.gmtime())}
     return results
 
 
@@ -163,7 +168,7 @@ def scaling(p: dict[str, Any], args, peak: float, log_dir: Path, device: str) ->
                      "batch": batch, "step_s": res.get("step_s"),
                      "tokens_per_s": res.get("rate"), "mfu": res.get("mfu"),
                      "peak_rss_mb": res.get("peak_rss_mb"), "load": res["load"],
-                     "error": res.get("error")})
+                     "peak_flops": peak, "error": res.get("error")})
         print(f"  scaling {size:>5} seq {seq:>5}: {res.get('rate')} tok/s mfu={res.get('mfu')}",
               flush=True)
     return rows
@@ -181,6 +186,30 @@ def format_scaling(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def resummarise(path: Path) -> int:
+    """Derived numbers again from the stored raw counts (after a merge or a report change)."""
+    out = json.loads(path.read_text())
+    arch = out["workload"]["arch"]
+    for stage, entry in out["stages"].items():
+        peak = max(out["peak_flops"])
+        entry["runs"] = {side: [rate_and_mfu(stage, r, arch, peak) for r in reps]
+                         for side, reps in entry["runs"].items()}
+        entry["sides"] = report.summarise(entry["runs"])
+    best = max(out["peak_flops"])
+    for row in out.get("scaling", []):  # MFU against the best peak this run measured
+        if row.get("mfu") is not None:
+            row["mfu"] *= row.get("peak_flops", out["peak_flops"][0]) / best
+            row["peak_flops"] = best
+    path.write_text(json.dumps(out, indent=1))
+    print(report.format_table(out["stages"]))
+    print()
+    print(report.markdown(out))
+    if out.get("scaling"):
+        print()
+        print(format_scaling(out["scaling"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small model and few steps (minutes)")
@@ -190,7 +219,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peer", action="store_true", help="measure chimed-lit only")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    ap.add_argument("--merge", action="store_true",
+                    help="update the stages (and scaling rows) of an existing --out file")
+    ap.add_argument("--resummarise", action="store_true",
+                    help="recompute rates, ratios and the table of --out from its raw runs")
     args = ap.parse_args(argv)
+    if args.resummarise:
+        return resummarise(Path(args.out))
 
     os.environ.update({k: v for k, v in _env(args.threads).items()
                        if k.startswith(("HF_", "TRANSFORMERS_", "TOKENIZERS_"))})
@@ -225,6 +260,14 @@ def main(argv: list[str] | None = None) -> int:
            "loadavg_end": os.getloadavg(), "cpu_count": os.cpu_count(),
            "elapsed_s": round(time.time() - started, 1),
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if args.merge and Path(args.out).is_file():
+        previous = json.loads(Path(args.out).read_text())
+        previous["stages"].update(results)
+        previous["peak_flops"] = previous["peak_flops"] + out["peak_flops"]
+        previous["scaling"] = rows or previous.get("scaling", [])
+        previous.setdefault("merged_runs", []).append(
+            {k: out[k] for k in ("date", "peak_flops", "loadavg_end", "elapsed_s")})
+        out, results = previous, previous["stages"]
     Path(args.out).write_text(json.dumps(out, indent=1))
     print()
     print(report.format_table(results))

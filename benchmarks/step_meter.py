@@ -39,6 +39,7 @@ class StepMeter:
     def __init__(self, path: str | Path, pad_id: int, warmup: int):
         self.path, self.pad_id, self.warmup = Path(path), pad_id, warmup
         self.ends: list[float] = []
+        self.cpu: list[float] = []  # process CPU time (all threads): less sensitive to other tenants
         self.tokens: list[int] = []
         self.pairs: list[int] = []
         self.items: list[int] = []
@@ -59,6 +60,7 @@ class StepMeter:
 
     def step_end(self, **extra: float) -> None:
         self.ends.append(time.perf_counter())
+        self.cpu.append(time.process_time())
         t, p, n = self._pending
         self.tokens.append(t)
         self.pairs.append(p)
@@ -74,9 +76,11 @@ class StepMeter:
         elapsed = self.ends[-1] - self.ends[w]
         sl = slice(w + 1, None)
         return {"steps": len(self.ends), "timed_steps": len(self.ends) - w - 1,
-                "elapsed_s": elapsed, "tokens": sum(self.tokens[sl]),
+                "elapsed_s": elapsed, "cpu_s": self.cpu[-1] - self.cpu[w],
+                "tokens": sum(self.tokens[sl]),
                 "pairs": sum(self.pairs[sl]), "items": sum(self.items[sl]),
                 "extra": {k: sum(v[sl]) for k, v in self.extra.items()},
+                "step_times": [round(b - a, 4) for a, b in zip(self.ends[:-1], self.ends[1:], strict=True)],
                 "peak_rss_mb": peak_rss_mb()}
 
     def write(self) -> None:

@@ -147,7 +147,7 @@ def find_resume_checkpoint(stage_dir: Path, stage: str | None = None,
 
 
 def _remove_partial_writes(directory: Path) -> None:
-    """Delete what a save killed half-way left (`.NAME.ckpt.XXXX.tmp`): never a checkpoint,
+    """Delete what a save killed half-way left (`.NAME.ckpt.<random>.tmp`): never a checkpoint,
     and as large as one."""
     for tmp in directory.glob(".*.ckpt.*.tmp") if directory.is_dir() else []:
         log.warning("removing %s, left by a checkpoint save that was interrupted", tmp)

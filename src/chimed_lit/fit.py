@@ -94,12 +94,7 @@ def build_models(cfg: DictConfig, factory: Any, upstream: dict[str, str]) -> tup
         return factory.load_reward_model(tok, pretrained=source)
 
     if kind == "ppo":
-        policy = cfg.stage.get("policy") or upstream.get("sft")
-        reward = cfg.stage.get("reward_model") or upstream.get("reward")
-        if not policy or not reward:
-            raise ConfigError("the rlhf stage needs a policy and a reward model: set "
-                              "stage.policy=DIR and stage.reward_model=DIR, or let the pipeline "
-                              "build the sft and reward stages")
+        policy, reward = policy_and_reward(cfg, upstream, "the rlhf stage")
         tok = _tokenizer_from(factory, policy)
         models = {"actor": causal_lm(tok, policy),
                   "ref": factory.load_causal_lm(tok, pretrained=policy) if with_ref else None,
@@ -127,6 +122,17 @@ def build_models(cfg: DictConfig, factory: Any, upstream: dict[str, str]) -> tup
     if kind != "causal_lm":
         raise ConfigError(f"stage.model_kind={kind!r}: use causal_lm, reward, ppo or dpo")
     return tok, lora.apply_lora(lora_cfg, kind, {"model": causal_lm(tok, init_from)})
+
+
+def policy_and_reward(cfg: DictConfig, upstream: dict[str, str], who: str) -> tuple[str, str]:
+    """RLHF's starting dirs: `stage.policy`/`stage.reward_model`, else the sft/reward stages'."""
+    policy = cfg.stage.get("policy") or upstream.get("sft")
+    reward = cfg.stage.get("reward_model") or upstream.get("reward")
+    if not policy or not reward:
+        raise ConfigError(f"{who} needs a policy and a reward model: set stage.policy=DIR and "
+                          "stage.reward_model=DIR, or let the pipeline build the sft and reward "
+                          "stages")
+    return str(policy), str(reward)
 
 
 def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name: str | None = None,

@@ -326,16 +326,6 @@ def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _sources(cfg: DictConfig, upstream: dict[str, str]) -> tuple[str, str]:
-    policy = cfg.stage.get("policy") or upstream.get("sft")
-    reward = cfg.stage.get("reward_model") or upstream.get("reward")
-    if not policy or not reward:
-        raise ConfigError("rejection sampling needs a policy and a reward model: set "
-                          "stage.policy=DIR and stage.reward_model=DIR, or let the pipeline "
-                          "build the sft and reward stages")
-    return str(policy), str(reward)
-
-
 def _sampling(spec: Any, **defaults: Any) -> Any:
     from chimed_lit.generation import Sampling
 
@@ -407,7 +397,7 @@ def run_rejection_sampling(cfg: DictConfig, upstream: dict[str, str] | None = No
     from hydra.utils import instantiate
 
     from chimed_lit.checks import check_runtime
-    from chimed_lit.fit import stage_dir
+    from chimed_lit.fit import policy_and_reward, stage_dir
     from chimed_lit.model_dirs import check_stage_models
     from chimed_lit.redaction import redacted_yaml
 
@@ -418,7 +408,7 @@ def run_rejection_sampling(cfg: DictConfig, upstream: dict[str, str] | None = No
         raise ConfigError(f"stage.rejection: rounds={rej.rounds} (>= 0) and samples_per_prompt="
                           f"{rej.samples_per_prompt} (>= 1)")
     select([], rej.keep, int(rej.top_k), float(rej.top_fraction))  # bad keep knobs fail now
-    policy_dir, reward_dir = _sources(cfg, upstream or {})
+    policy_dir, reward_dir = policy_and_reward(cfg, upstream or {}, "rejection sampling")
     check_stage_models(cfg, upstream or {})
     sdir = stage_dir(cfg)
     sdir.mkdir(parents=True, exist_ok=True)

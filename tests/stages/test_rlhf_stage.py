@@ -39,9 +39,11 @@ def test_reward_export_loads_as_sequence_classifier(regime):
     assert model.config.reward_std > 0 and isinstance(model.config.reward_mean, float)
 
 
-def test_ppo_raises_reward_within_kl_bound(regime):
-    steps = rollouts(regime)
-    cfg = OmegaConf.load(regime / "rlhf" / "config.yaml")
+def assert_reward_rises_within_kl_bound(run: Path) -> list[dict]:
+    """Issue 5's criterion on a run's rollouts: the last quarter's mean reward is at least one
+    SFT-sample reward std above the first quarter's, and its KL within 2 x kl_target."""
+    steps = rollouts(run)
+    cfg = OmegaConf.load(run / "rlhf" / "config.yaml")
     assert len(steps) == cfg.trainer.max_steps
     q = len(steps) // 4
     first = statistics.mean(s["rlhf/reward_mean"] for s in steps[:q])
@@ -50,6 +52,11 @@ def test_ppo_raises_reward_within_kl_bound(regime):
     assert last >= first + sft_std, (first, last, sft_std)
     kl_last = statistics.mean(s["rlhf/kl"] for s in steps[-q:])
     assert kl_last <= 2 * cfg.stage.module.kl_target, kl_last  # the adaptive controller's target
+    return steps
+
+
+def test_ppo_raises_reward_within_kl_bound(regime):
+    steps = assert_reward_rises_within_kl_bound(regime)
     for key in ("kl_coef", "entropy", "clipfrac", "approx_kl", "policy_loss", "value_loss",
                 "response_length", "time_generate", "time_train"):
         assert key and f"rlhf/{key}" in steps[-1], key

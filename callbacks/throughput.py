@@ -9,7 +9,8 @@ import lightning as L
 
 
 class TokenThroughput(L.Callback):
-    """Counts target tokens (labels != -100, or attention-mask tokens) between log steps.
+    """Counts target tokens (labels != -100, sequence lengths, or attention-mask tokens) between
+    log steps.
 
     Wall time runs from one batch start to the next, so data loading is included, as a user
     would measure it. `log_every_n_steps` follows the Trainer's. Counts stay tensors on the
@@ -40,6 +41,8 @@ class TokenThroughput(L.Callback):
 def _count_tokens(batch: Any) -> Any:
     """A 0-d tensor (or an int) of the batch's target tokens."""
     if isinstance(batch, dict):
+        if "seq_lengths" in batch:  # preference pairs, padded or packed
+            return batch["seq_lengths"].sum()
         if "labels" in batch:
             return (batch["labels"] != -100).sum()
         if "attention_mask" in batch:

@@ -29,6 +29,9 @@ def check_runtime(cfg: DictConfig) -> None:
                         "(use 32-true, or bf16-mixed on CPUs with bf16 support)")
     if cfg.model.get("dtype") in ("float16", "fp16") and _on_cpu(cfg.trainer.get("accelerator")):
         problems.append("model.dtype=float16 on a CPU: use float32 or bfloat16")
+    if cfg.stage.name == "dpo" and cfg.data.get("pack"):
+        problems.append("data.pack=true with stage=dpo: padding-free pair batches serve the reward "
+                        "model's scores; DPO reads per-token log-probs of padded rows (data.pack=false)")
     problems += _strategy_problems(cfg)
     if problems:
         raise ConfigError(problems)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import bisect
 
+import torch
+
 IGNORE = -100
 
 
@@ -88,3 +90,25 @@ def pack_labelled(input_ids: list[list[int]], labels: list[list[int]], capacity:
         rows["labels"].append(lab + [IGNORE] * pad)
         rows["position_ids"].append(pos + list(range(pad)))
     return rows
+
+
+def pack_sequences(sequences: list[list[int]], capacity: int, pad_id: int) -> dict[str, torch.Tensor]:
+    """Padding-free rows for scoring whole sequences (reward pairs): best-fit rows of at most
+    `capacity` tokens, as wide as the fullest row, position ids restarting per sequence, and
+    `ends[k]`, the flat index (row * width + column) of sequence k's last token, so per-sequence
+    outputs are `hidden.flatten(0, 1)[ends]` in the caller's order."""
+    groups = best_fit_blocks([len(s) for s in sequences], capacity)
+    width = max(sum(len(sequences[i]) for i in g) for g in groups)
+    ids = torch.full((len(groups), width), pad_id, dtype=torch.long)
+    positions = torch.zeros_like(ids)
+    ends = torch.empty(len(sequences), dtype=torch.long)
+    for r, g in enumerate(groups):
+        col = 0
+        for i in g:
+            n = len(sequences[i])
+            ids[r, col:col + n] = torch.as_tensor(sequences[i])
+            positions[r, col:col + n] = torch.arange(n)
+            ends[i] = r * width + col + n - 1
+            col += n
+        positions[r, col:] = torch.arange(width - col)
+    return {"input_ids": ids, "position_ids": positions, "ends": ends}

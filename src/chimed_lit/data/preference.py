@@ -37,6 +37,7 @@ import torch
 
 from chimed_lit.data.base import BaseDataModule, FieldError
 from chimed_lit.data.conversation import to_messages
+from chimed_lit.data.packing import pack_sequences
 from chimed_lit.data.rendering import TEMPLATE_CHOICES, render_tokens
 from chimed_lit.errors import ConfigError, DataError
 
@@ -155,12 +156,15 @@ def _text(value: Any, field: str) -> str:
 class PreferenceDataModule(BaseDataModule):
     """Knobs (besides the base's): `template` (chimed|ziya|tokenizer), as the SFT and PPO stages
     render; `max_length` bounds each side of a pair. `batch_size` counts pairs: a batch holds
-    2 x batch_size rows."""
+    2 x batch_size sequences. `pack`: padding-free batches (the reward stage's default): a
+    batch's sequences are laid side by side in rows of `max_length` tokens with position ids
+    restarting per sequence (see `data/packing.py`), instead of each padded to the longest."""
 
     demo_files = ("preference.jsonl", "preference_val.jsonl")
 
-    def __init__(self, template: str = "chimed", **kwargs: Any):
+    def __init__(self, template: str = "chimed", pack: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
+        self.pack = pack
         if template not in TEMPLATE_CHOICES:
             raise ConfigError(f"data.template must be one of {', '.join(TEMPLATE_CHOICES)}, "
                               f"got {template!r}")
@@ -189,7 +193,7 @@ class PreferenceDataModule(BaseDataModule):
         return dataset
 
     def _cache_knobs(self) -> dict[str, Any]:
-        return {"max_length": self.max_length, "template": self.template}
+        return {"max_length": self.max_length, "template": self.template}  # `pack` acts in collate
 
     def tokenize(self, example: dict[str, Any]) -> dict[str, Any]:
         """Both sides rendered whole; the prompt cut from the left by one shared amount."""
@@ -213,19 +217,24 @@ class PreferenceDataModule(BaseDataModule):
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     def collate(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
-        """One batch for one forward pass: the chosen rows, then the rejected rows in the same
-        order (row i and row n_pairs + i are a pair), right-padded; `attention_mask` from
-        lengths (never from comparing ids to the pad id, which may equal EOS);
-        `response_lengths` in tokens (EOS included) for the length probe."""
+        """One batch for one forward pass: the chosen sequences, then the rejected ones in the
+        same order (sequence i and n_pairs + i are a pair); `response_lengths` in tokens (EOS
+        included) for the length probe. Unpacked: one right-padded row per sequence, with
+        `attention_mask` from lengths (never from comparing ids to the pad id, which may equal
+        EOS). Packed: `input_ids`/`position_ids` rows holding several sequences each and `ends`,
+        the flat index (row * width + column) of each sequence's last token."""
         rows = [b["chosen_ids"] for b in batch] + [b["rejected_ids"] for b in batch]
         lengths = [len(r) for r in rows]
+        response_lengths = [int(b["chosen_response_len"]) for b in batch] + [
+            int(b["rejected_response_len"]) for b in batch]
+        out = {"response_lengths": torch.tensor(response_lengths), "n_pairs": len(batch),
+               "seq_lengths": torch.tensor(lengths)}
+        if self.pack:
+            return {**out, **pack_sequences(rows, max(self.max_length, *lengths), self._pad_id())}
         shape = (len(rows), max(lengths))
         input_ids = torch.full(shape, self._pad_id(), dtype=torch.long)
         attention_mask = torch.zeros(shape, dtype=torch.long)
         for i, (row, n) in enumerate(zip(rows, lengths, strict=True)):
             input_ids[i, :n] = torch.as_tensor(row)
             attention_mask[i, :n] = 1
-        response_lengths = [int(b["chosen_response_len"]) for b in batch] + [
-            int(b["rejected_response_len"]) for b in batch]
-        return {"input_ids": input_ids, "attention_mask": attention_mask,
-                "response_lengths": torch.tensor(response_lengths), "n_pairs": len(batch)}
+        return {**out, "input_ids": input_ids, "attention_mask": attention_mask}

@@ -38,18 +38,25 @@ from chimed_lit.rl.preference_loss import reward_pairwise_loss
 
 
 def score_sequences(model: torch.nn.Module, input_ids: torch.Tensor,
-                    attention_mask: torch.Tensor) -> torch.Tensor:
-    """Rewards `[rows]` (fp32) of right-padded sequences, read at each row's last attended token."""
+                    attention_mask: torch.Tensor | None = None, *,
+                    position_ids: torch.Tensor | None = None,
+                    ends: torch.Tensor | None = None) -> torch.Tensor:
+    """Rewards (fp32) of right-padded rows, read at each row's last attended token; or, for a
+    padding-free batch (`position_ids` restarting per sequence, no mask), one per sequence,
+    read at the flat positions `ends` (`data.packing.pack_sequences`)."""
     backbone = getattr(model, model.base_model_prefix)
     head = getattr(model, "score", None)
     head = head if head is not None else getattr(model, "classifier", None)
     if head is None:
         raise TypeError(f"{type(model).__name__} has no `score` or `classifier` head")
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
-                      use_cache=False).last_hidden_state
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    last = (positions * attention_mask.to(positions.dtype)).argmax(-1)
-    pooled = hidden[torch.arange(input_ids.shape[0], device=hidden.device), last]
+                      position_ids=position_ids, use_cache=False).last_hidden_state
+    if ends is not None:
+        pooled = hidden.flatten(0, 1)[ends]
+    else:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        last = (positions * attention_mask.to(positions.dtype)).argmax(-1)
+        pooled = hidden[torch.arange(input_ids.shape[0], device=hidden.device), last]
     return head(pooled).squeeze(-1).float()
 
 
@@ -68,8 +75,9 @@ class RewardModule(ShardedModelHook, L.LightningModule):
         self.val_length_corr = PearsonCorrCoef()
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Rewards of every row: chosen and rejected in one pass."""
-        return score_sequences(self.model, batch["input_ids"], batch["attention_mask"])
+        """Rewards of every sequence: chosen and rejected in one pass (padded or packed)."""
+        return score_sequences(self.model, batch["input_ids"], batch.get("attention_mask"),
+                               position_ids=batch.get("position_ids"), ends=batch.get("ends"))
 
     def _pair(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rewards = self(batch)

@@ -10,6 +10,7 @@ from chimed_lit.errors import ConfigError
 from chimed_lit.fit import build_models
 from chimed_lit.lora import count_parameters, peft_model_of
 from chimed_lit.modules.reward import score_sequences
+from chimed_lit.modules.rollout_rows import layout
 from chimed_lit.optim import param_groups
 
 
@@ -85,17 +86,16 @@ def test_ppo_with_lora_holds_one_policy_base_and_one_reward_base(compose_fit, ti
     _perturb_adapters(on["actor"])
     _perturb_adapters(on["critic"])
     ids = torch.randint(5, 100, (2, 9))
-    mask = torch.ones_like(ids)
-    labels = ids.clone()
-    labels[:, :4] = -100
+    rows = layout(ids[:, :4].tolist(), [{"ids": r, "finished": False} for r in ids[:, 4:].tolist()],
+                  eos=2, pad=0)
     with torch.no_grad():
-        ref = module._ref_logps(ids, mask, labels)
-        want_ref, _ = module._logps(off["ref"], ids, mask, labels)
-        actor, _ = module._logps(on["actor"], ids, mask, labels)
-        want_score = score_sequences(off["reward_model"], ids, mask)
+        ref = module._ref_logps(rows)
+        want_ref, _ = module._logps(off["ref"], rows)
+        actor, _ = module._logps(on["actor"], rows)
+        want_score = score_sequences(off["reward_model"], ids, torch.ones_like(ids))
     torch.testing.assert_close(ref, want_ref, atol=1e-5, rtol=0)
     assert not torch.allclose(actor, ref, atol=1e-3)  # the adapters do change the policy
-    torch.testing.assert_close(module.score(ids, mask), want_score, atol=1e-5, rtol=0)
+    torch.testing.assert_close(module.score(rows), want_score, atol=1e-5, rtol=0)
 
 
 def test_dpo_with_lora_uses_the_adapter_free_policy_as_reference(compose_fit, tiny_dirs):

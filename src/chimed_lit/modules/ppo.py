@@ -37,8 +37,14 @@ from torchmetrics import MeanMetric
 
 from chimed_lit.generation import Sampling, generate
 from chimed_lit.lora import peft_model_of
-from chimed_lit.losses import IGNORE, per_token_logps
 from chimed_lit.modules.reward import score_sequences
+from chimed_lit.modules.rollout_rows import (
+    RolloutRows,
+    layout,
+    response_logits,
+    response_logps,
+    response_values,
+)
 from chimed_lit.modules.sharding import ShardedModelHook, gathered
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.rl import (
@@ -54,15 +60,6 @@ from chimed_lit.rl import (
 )
 
 FROZEN = ("ref.", "reward_model.")
-
-
-def token_values(critic: torch.nn.Module, input_ids: torch.Tensor,
-                 attention_mask: torch.Tensor) -> torch.Tensor:
-    """The critic's value of each prefix: its scalar head on every hidden state, [B, T]."""
-    backbone = getattr(critic, critic.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
-                      use_cache=False).last_hidden_state
-    return critic.score(hidden).squeeze(-1).float()
 
 
 class PPOModule(ShardedModelHook, L.LightningModule):
@@ -111,58 +108,47 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         """What a stage exports as `hf/`: the policy."""
         return self.actor
 
-    # ----- rollout pieces ------------------------------------------------------------------
-    def _sequences(self, prompts: list[list[int]], replies: list[dict[str, Any]]):
-        """Right-padded prompt+response ids, attention mask, and labels on response tokens
-        (the EOS included when the policy produced it)."""
-        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
-        rows = [p + r["ids"] + ([eos] if r["finished"] else []) for p, r in zip(prompts, replies, strict=True)]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        labels = torch.full_like(ids, IGNORE)
-        for i, (p, row) in enumerate(zip(prompts, rows, strict=True)):
-            ids[i, :len(row)] = torch.tensor(row)
-            mask[i, :len(row)] = 1
-            labels[i, len(p):len(row)] = ids[i, len(p):len(row)]
-        return ids.to(self.device), mask.to(self.device), labels.to(self.device)
+    # ----- rollout pieces (layout and forwards: modules/rollout_rows.py) -------------------
+    def _sequences(self, prompts: list[list[int]], replies: list[dict[str, Any]]) -> RolloutRows:
+        return layout(prompts, replies, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
+                      self.device)
 
-    def _logps(self, model: torch.nn.Module, ids, mask, labels, with_entropy: bool = False):
-        """Per-token log-probs of the labels under the sampling distribution: logits divided by
-        the rollout temperature, so the PPO ratio compares the policy that actually sampled."""
-        logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    def _logps(self, model: torch.nn.Module, rows: RolloutRows, with_entropy: bool = False):
+        """[B, R] log-probs of the response tokens under the sampling distribution: logits
+        divided by the rollout temperature, so the PPO ratio compares the policy that sampled."""
+        logits = response_logits(model, rows)
         if self.sampling.do_sample and self.sampling.temperature != 1.0:
             logits = logits / self.sampling.temperature
-        logp = per_token_logps(logits, labels)
+        logp = response_logps(logits, rows)
         if not with_entropy:
             return logp, None
-        return logp, entropy_from_logits(logits[:, :-1], (labels[:, 1:] != IGNORE))
+        return logp, entropy_from_logits(logits[:, :-1], rows.response_mask)
 
-    def _rollout_logps(self, prompts: list[list[int]], replies: list[dict[str, Any]],
-                       width: int) -> torch.Tensor:
-        """The behaviour policy's log-probs, taken from the logits generation already computed
-        (no second actor forward over the rollout), on `_logps`'s shifted grid: response token
-        k of row i sits at column len(prompt_i) - 1 + k; 0 elsewhere (masked)."""
-        out = torch.zeros(len(prompts), width - 1, device=self.device)
-        for i, (p, r) in enumerate(zip(prompts, replies, strict=True)):
-            out[i, len(p) - 1:len(p) - 1 + len(r["logps"])] = r["logps"].to(self.device)
+    def _rollout_logps(self, replies: list[dict[str, Any]], rows: RolloutRows) -> torch.Tensor:
+        """The behaviour policy's log-probs on the response grid, taken from the logits
+        generation already computed (no second actor forward over the rollout)."""
+        out = torch.zeros(rows.labels.shape, device=self.device)
+        for i, r in enumerate(replies):
+            out[i, :len(r["logps"])] = r["logps"].to(self.device)
         return out
 
-    def score(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def score(self, rows: RolloutRows) -> torch.Tensor:
         """Raw reward-model scores at each sequence's last token."""
         with torch.no_grad():
             if self.reward_model is not None:
-                return score_sequences(self.reward_model, ids, mask)
+                return score_sequences(self.reward_model, rows.ids, rows.mask,
+                                       position_ids=rows.positions)
             with peft_model_of(self.critic).disable_adapter():  # LoRA: the critic's base
-                return score_sequences(self.critic, ids, mask)
+                return score_sequences(self.critic, rows.ids, rows.mask,
+                                       position_ids=rows.positions)
 
-    def _ref_logps(self, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor):
+    def _ref_logps(self, rows: RolloutRows) -> torch.Tensor:
         """The frozen reference's token log-probs (call under no_grad): the `ref` model, or
         with LoRA the actor with its adapters disabled."""
         if self.ref is not None:
-            return self._logps(self.ref, ids, mask, labels)[0]
+            return self._logps(self.ref, rows)[0]
         with self.actor.disable_adapter():
-            return self._logps(self.actor, ids, mask, labels)[0]
+            return self._logps(self.actor, rows)[0]
 
     # ----- one PPO step per rollout batch ----------------------------------------------------
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -175,20 +161,20 @@ class PPOModule(ShardedModelHook, L.LightningModule):
             replies = generate(self.actor, self.tokenizer, prompts, self.sampling,
                                with_logps=True)
         self.actor.train()
-        ids, mask, labels = self._sequences(prompts, replies)
-        resp_mask = (labels[:, 1:] != IGNORE).float()  # on the shifted grid: position t -> t+1
+        rows = self._sequences(prompts, replies)
+        resp_mask = rows.response_mask  # [B, R]: every per-token quantity lives on this grid
         t_generate = time.perf_counter() - t0
 
         # 2. score: normalised reward at the end, a penalty without EOS, per-token KL to the ref
         t0 = time.perf_counter()
         finished = torch.tensor([r["finished"] for r in replies], device=self.device)
-        raw = self.score(ids, mask)
+        raw = self.score(rows)
         score = (raw - self.reward_mean) / max(self.reward_std, 1e-6)
         score = score - self.missing_eos_penalty * (~finished).float()
         with torch.no_grad():
-            old_logp = self._rollout_logps(prompts, replies, ids.shape[1])
-            ref_logp = self._ref_logps(ids, mask, labels)
-            old_values = token_values(self.critic, ids, mask)[:, :-1] * resp_mask
+            old_logp = self._rollout_logps(replies, rows)
+            ref_logp = self._ref_logps(rows)
+            old_values = response_values(self.critic, rows) * resp_mask
         kl = kl_penalty(old_logp, ref_logp, self.kl_estimator) * resp_mask
         kl_coef = self.kl_ctl.value
 
@@ -198,8 +184,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         advantages = masked_whiten(advantages, resp_mask)
 
         # 4. optimize: K epochs of clipped policy and value updates over minibatches
-        stats = self._optimize(ids, mask, labels, resp_mask, old_logp, old_values, advantages,
-                               returns)
+        stats = self._optimize(rows, old_logp, old_values, advantages, returns)
         self.kl_ctl.update(float((kl.sum(-1)).mean()), len(prompts))
         for sched in self.lr_schedulers():
             sched.step()
@@ -221,19 +206,19 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         self.log(f"{self.stage}/reward", raw.mean(), prog_bar=True, batch_size=n)
         self._maybe_table(batch, replies, raw)
 
-    def _optimize(self, ids, mask, labels, resp_mask, old_logp, old_values, advantages,
+    def _optimize(self, rollout: RolloutRows, old_logp, old_values, advantages,
                   returns) -> dict[str, torch.Tensor]:
         actor_opt, critic_opt = (o.optimizer for o in self.optimizers())
         clip = self.max_grad_norm  # Lightning clips only under automatic optimization
         sums: dict[str, list[torch.Tensor]] = {}
-        n = ids.size(0)
+        n = rollout.ids.size(0)
         for _ in range(self.ppo_epochs):
             stop = False
             for start in range(0, n, self.minibatch_size):
                 rows = slice(start, start + self.minibatch_size)
-                m = resp_mask[rows]
-                logp, entropy = self._logps(self.actor, ids[rows], mask[rows], labels[rows],
-                                            with_entropy=True)
+                mini = rollout.rows(rows)
+                m = mini.response_mask
+                logp, entropy = self._logps(self.actor, mini, with_entropy=True)
                 pi_loss, pi_stats = ppo_policy_loss(logp, old_logp[rows], advantages[rows], m,
                                                     self.clip_range)
                 actor_opt.zero_grad(set_to_none=True)
@@ -243,7 +228,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
                     torch.nn.utils.clip_grad_norm_(self.actor.parameters(), clip)
                 actor_opt.step()
 
-                values = token_values(self.critic, ids[rows], mask[rows])[:, :-1]
+                values = response_values(self.critic, mini)
                 v_loss, v_stats = ppo_value_loss(values, old_values[rows], returns[rows], m,
                                                  self.clip_range_value)
                 critic_opt.zero_grad(set_to_none=True)
@@ -293,8 +278,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         with gathered(self.actor):
             replies = generate(self.actor, self.tokenizer, batch["prompt_ids"],
                                self.val_sampling)
-        ids, mask, _ = self._sequences(batch["prompt_ids"], replies)
-        raw = self.score(ids, mask)
+        raw = self.score(self._sequences(batch["prompt_ids"], replies))
         self.val_reward.update(raw)
         self.val_eos.update(torch.tensor([float(r["finished"]) for r in replies]))
 

@@ -1,0 +1,79 @@
+"""A PPO rollout laid out as generation saw it, and the forwards that read only its responses.
+
+Rows are `[left pad | prompt | response | right pad]`: every prompt ends at the same column W,
+so response token k of every row sits at column W + k, and each per-token quantity of PPO
+(log-probs, values, KL, advantages) lives on one `[batch, R]` grid, R the longest response.
+Position ids count real tokens (as `generate` computes them for left-padded prompts), so each
+token is seen at the position it was sampled at. The forwards keep the LM head and the value
+head to the R + 1 positions that predict response tokens: the prompt's logits are never
+built, which at a vocabulary of 4-150k is most of a forward's cost on short responses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from chimed_lit.losses import IGNORE, per_token_logps
+
+
+@dataclass
+class RolloutRows:
+    ids: torch.Tensor        # [B, W + R] token ids
+    mask: torch.Tensor       # [B, W + R] 1 on prompt and response tokens
+    positions: torch.Tensor  # [B, W + R] position ids (real tokens counted from 0)
+    labels: torch.Tensor     # [B, R] response tokens (EOS included when produced), IGNORE after
+
+    @property
+    def response_mask(self) -> torch.Tensor:
+        return (self.labels != IGNORE).float()
+
+    def rows(self, index: slice) -> RolloutRows:
+        return RolloutRows(self.ids[index], self.mask[index], self.positions[index],
+                           self.labels[index])
+
+
+def layout(prompts: list[list[int]], replies: list[dict[str, Any]], eos: int, pad: int,
+           device: torch.device | str = "cpu") -> RolloutRows:
+    """Rows for `prompts` and `generate`'s `replies` (their `ids`, and `finished` for the EOS)."""
+    responses = [r["ids"] + ([eos] if r["finished"] else []) for r in replies]
+    width = max(len(p) for p in prompts)
+    longest = max(1, max(len(x) for x in responses))
+    ids = torch.full((len(prompts), width + longest), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    labels = torch.full((len(prompts), longest), IGNORE, dtype=torch.long)
+    for i, (p, resp) in enumerate(zip(prompts, responses, strict=True)):
+        ids[i, width - len(p):width] = torch.tensor(p)
+        ids[i, width:width + len(resp)] = torch.tensor(resp, dtype=torch.long)
+        mask[i, width - len(p):width + len(resp)] = 1
+        labels[i, :len(resp)] = torch.tensor(resp, dtype=torch.long)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    return RolloutRows(ids.to(device), mask.to(device), positions.to(device), labels.to(device))
+
+
+def response_logits(model: torch.nn.Module, rows: RolloutRows) -> torch.Tensor:
+    """[B, R + 1, vocab] logits of the last R + 1 positions (the LM head on those only): column
+    k predicts response token k; the last column, past the longest response, is unused."""
+    keep = rows.labels.shape[1] + 1
+    logits = model(input_ids=rows.ids, attention_mask=rows.mask, position_ids=rows.positions,
+                   use_cache=False, logits_to_keep=keep).logits
+    return logits[:, -keep:]
+
+
+def response_logps(logits: torch.Tensor, rows: RolloutRows) -> torch.Tensor:
+    """[B, R] log-probs of the response tokens under `response_logits`, 0 where masked
+    (`per_token_logps`'s shift, with labels one column to the right)."""
+    return per_token_logps(logits, F.pad(rows.labels, (1, 0), value=IGNORE))
+
+
+def response_values(critic: torch.nn.Module, rows: RolloutRows) -> torch.Tensor:
+    """[B, R] the critic's value of the state before each response token (its scalar head on
+    the hidden state that predicts that token)."""
+    backbone = getattr(critic, critic.base_model_prefix)
+    hidden = backbone(input_ids=rows.ids, attention_mask=rows.mask, position_ids=rows.positions,
+                      use_cache=False).last_hidden_state
+    keep = rows.labels.shape[1] + 1
+    return critic.score(hidden[:, -keep:-1]).squeeze(-1).float()

@@ -44,6 +44,7 @@ class StepMeter:
         self.pairs: list[int] = []
         self.items: list[int] = []
         self.extra: dict[str, list[float]] = {}
+        self.rss_at_step_end = 0.0  # peak RSS when the last step ended (before any final save)
         self._pending = (0, 0, 0)
         self.started = time.perf_counter()
 
@@ -61,6 +62,7 @@ class StepMeter:
     def step_end(self, **extra: float) -> None:
         self.ends.append(time.perf_counter())
         self.cpu.append(time.process_time())
+        self.rss_at_step_end = peak_rss_mb()
         t, p, n = self._pending
         self.tokens.append(t)
         self.pairs.append(p)
@@ -81,7 +83,7 @@ class StepMeter:
                 "pairs": sum(self.pairs[sl]), "items": sum(self.items[sl]),
                 "extra": {k: sum(v[sl]) for k, v in self.extra.items()},
                 "step_times": [round(b - a, 4) for a, b in zip(self.ends[:-1], self.ends[1:], strict=True)],
-                "peak_rss_mb": peak_rss_mb()}
+                "peak_rss_mb": self.rss_at_step_end, "peak_rss_process_mb": peak_rss_mb()}
 
     def write(self) -> None:
         self.path.write_text(json.dumps(self.summary()))
@@ -100,6 +102,12 @@ def _lightning_callback():
 
         def __init__(self, path: str, pad_id: int, warmup: int = 2):
             self.meter = StepMeter(path, pad_id, warmup)
+
+        def setup(self, trainer, pl_module, stage: str) -> None:
+            # first in line, so a step ends before other callbacks' end-of-batch work (the
+            # end-of-training checkpoint, which the peers do not write, is not timed)
+            trainer.callbacks.remove(self)
+            trainer.callbacks.insert(0, self)
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
             items = len(batch["prompt_ids"]) if "prompt_ids" in batch else (

@@ -15,9 +15,10 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     labels[t+1]. Stats hold the summed loss and the token count so that validation can be
     averaged per token across batches of different sizes, not per batch.
     """
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:]
-    loss_sum = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)),
+    # the labels move one column left (the last position predicts nothing), not the logits:
+    # slicing [batch, T, vocab] logits would copy the largest tensor of the step
+    shift_labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE)
+    loss_sum = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
                                shift_labels.reshape(-1), ignore_index=IGNORE, reduction="sum")
     n_tokens = (shift_labels != IGNORE).sum()
     loss = loss_sum / n_tokens.clamp(min=1)

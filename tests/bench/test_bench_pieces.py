@@ -3,6 +3,7 @@ and the ratio/median/table arithmetic (no timings)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import torch
@@ -72,3 +73,42 @@ def test_ratio_median_mfu_and_table():
     assert sides["trl_default"]["errors"] == ["exit 1"]
     table = report.format_table({"pretrain": {"unit": "tokens/s", "sides": sides}})
     assert "2.50x" in table and " 30.0%" in table and "trl_default" in table
+
+
+def test_lightning_meter_ends_a_step_before_other_callbacks(tmp_path):
+    """The end-of-training checkpoint (a callback's on_train_batch_end on the last step) is not
+    timed: the meter moves itself ahead of the callbacks listed before it."""
+    import time
+
+    import lightning as L
+
+    from benchmarks.step_meter import LightningMeter
+
+    class SlowLastBatch(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            if trainer.global_step == trainer.max_steps:
+                time.sleep(0.5)
+
+    class Tiny(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.w(batch["input_ids"].float()).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = [{"input_ids": torch.ones(2, dtype=torch.long)} for _ in range(6)]
+    loader = torch.utils.data.DataLoader(data, batch_size=1)
+    out = tmp_path / "meter.json"
+    meter = LightningMeter(str(out), pad_id=0, warmup=0)
+    trainer = L.Trainer(max_steps=5, callbacks=[SlowLastBatch(), meter], logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(Tiny(), loader)
+    result = json.loads(out.read_text())
+    assert trainer.callbacks[0] is meter
+    assert result["steps"] == 5
+    assert max(result["step_times"]) < 0.25, result["step_times"]

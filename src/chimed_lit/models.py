@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from chimed_lit.chat_template import TEMPLATES
+from chimed_lit.document_attention import NAME as DOCUMENTS
+from chimed_lit.document_attention import register as register_document_attention
 from chimed_lit.errors import CheckpointError
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -23,7 +25,8 @@ class ModelFactory:
     """Knobs: `pretrained` (Hub id or local dir; None = random init from `arch`), `arch`
     (LlamaConfig kwargs for random init), `tokenizer` (id/dir; None = the tokenizer of
     `pretrained`, or the demo tokenizer), `vocab_size` (demo tokenizer size), `chat_template`
-    (`chimed`, `ziya`, or `tokenizer` to keep the tokenizer's own), `dtype`, `attn_implementation`,
+    (`chimed`, `ziya`, or `tokenizer` to keep the tokenizer's own), `dtype`, `attn_implementation`
+    (`sdpa_documents`: sdpa with one causal call per packed document, see document_attention.py),
     `trust_remote_code` (off unless the user sets it), `cache_dir` (demo tokenizer cache),
     `gradient_checkpointing` (recompute activations in backward: ~1/layers of the activation
     memory for ~30% more compute; what makes 13B at 1,024 tokens fit, see `chimed-lit plan`),
@@ -42,6 +45,10 @@ class ModelFactory:
     cache_dir: str = "~/.cache/chimed_lit"
     gradient_checkpointing: bool = False
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.attn_implementation == DOCUMENTS:
+            register_document_attention()
 
     def load_tokenizer(self):
         """The tokenizer with pad and EOS set and the chat template applied."""

@@ -19,6 +19,7 @@ import lightning as L
 import torch
 from torchmetrics import SumMetric
 
+from chimed_lit.document_attention import spans_kwargs
 from chimed_lit.losses import causal_lm_loss
 from chimed_lit.modules.sharding import ShardedModelHook
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
@@ -35,7 +36,7 @@ class CausalLMModule(ShardedModelHook, L.LightningModule):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
-        return self.model(**inputs, use_cache=False).logits
+        return self.model(**inputs, use_cache=False, **spans_kwargs(self.model, inputs)).logits
 
     # 1. a training step: next-token loss on the target tokens
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

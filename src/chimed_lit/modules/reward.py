@@ -32,6 +32,7 @@ import lightning as L
 import torch
 from torchmetrics import CatMetric, MeanMetric, PearsonCorrCoef
 
+from chimed_lit.document_attention import spans_kwargs
 from chimed_lit.modules.sharding import ShardedModelHook
 from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.rl.preference_loss import reward_pairwise_loss
@@ -49,8 +50,9 @@ def score_sequences(model: torch.nn.Module, input_ids: torch.Tensor,
     head = head if head is not None else getattr(model, "classifier", None)
     if head is None:
         raise TypeError(f"{type(model).__name__} has no `score` or `classifier` head")
+    spans = spans_kwargs(model, {"attention_mask": attention_mask, "position_ids": position_ids})
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
-                      position_ids=position_ids, use_cache=False).last_hidden_state
+                      position_ids=position_ids, use_cache=False, **spans).last_hidden_state
     if ends is not None:
         pooled = hidden.flatten(0, 1)[ends]
     else:

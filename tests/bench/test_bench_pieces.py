@@ -81,7 +81,6 @@ def test_lightning_meter_ends_a_step_before_other_callbacks(tmp_path):
     import time
 
     import lightning as L
-
     from benchmarks.step_meter import LightningMeter
 
     class SlowLastBatch(L.Callback):

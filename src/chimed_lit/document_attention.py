@@ -29,10 +29,13 @@ Spans = tuple[tuple[tuple[int, int], ...], ...]  # per row: (start, end) of each
 def document_spans(position_ids: torch.Tensor) -> Spans:
     """Each row's documents as (start, end) column spans: a document starts wherever the
     position id is 0 (a row's first column always starts one)."""
+    starts = position_ids == 0
+    starts[:, 0] = True
+    length = position_ids.shape[-1]
     out = []
-    for row in position_ids.tolist():
-        starts = [0] + [i for i, p in enumerate(row) if p == 0 and i > 0]
-        out.append(tuple(zip(starts, starts[1:] + [len(row)], strict=True)))
+    for row in starts:
+        cols = row.nonzero().flatten().tolist()
+        out.append(tuple(zip(cols, cols[1:] + [length], strict=True)))
     return tuple(out)
 
 
@@ -82,15 +85,15 @@ def square_share(spans: Spans, length: int) -> float:
     return inside / max(1, len(spans) * length * length)
 
 
-def spans_kwargs(model: torch.nn.Module, batch: dict) -> dict:
+def spans_kwargs(model: torch.nn.Module, position_ids: torch.Tensor | None,
+                 attention_mask: torch.Tensor | None = None) -> dict:
     """`{"document_spans": ...}` for a packed batch (position ids, no padding mask) whose
     documents cover less than `MAX_SQUARE_SHARE` of each row's square, when the model runs
     `sdpa_documents`; empty otherwise (the masked sdpa call is then the faster one)."""
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) != NAME:
         return {}
-    position_ids = batch.get("position_ids")
-    if batch.get("attention_mask") is not None or position_ids is None:
+    if attention_mask is not None or position_ids is None:
         return {}
     spans = document_spans(position_ids)
     if square_share(spans, position_ids.shape[-1]) >= MAX_SQUARE_SHARE:

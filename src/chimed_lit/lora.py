@@ -78,7 +78,7 @@ def load_quantized(factory: Any, tokenizer: Any, source: str, lora: DictConfig,
     auto = AutoModelForSequenceClassification if classifier else AutoModelForCausalLM
     extra = {"num_labels": 1} if classifier else {}
     model = auto.from_pretrained(source, dtype=torch.bfloat16, device_map={"": 0},
-                                 attn_implementation=factory.attn_implementation,
+                                 attn_implementation=factory.attention(),
                                  trust_remote_code=factory.trust_remote_code,
                                  **quantization_kwargs(lora), **extra)
     model.config.pad_token_id = tokenizer.pad_token_id

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from chimed_lit.chat_template import TEMPLATES
-from chimed_lit.document_attention import NAME as DOCUMENTS
-from chimed_lit.document_attention import register as register_document_attention
 from chimed_lit.errors import CheckpointError
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -46,9 +44,14 @@ class ModelFactory:
     gradient_checkpointing: bool = False
     compile: bool = False
 
-    def __post_init__(self) -> None:
-        if self.attn_implementation == DOCUMENTS:
-            register_document_attention()
+    def attention(self) -> str:
+        """`attn_implementation`, made known to transformers first when it is ours (here, at
+        load time, so composing and checking configs imports neither torch nor transformers)."""
+        from chimed_lit.document_attention import NAME, register
+
+        if self.attn_implementation == NAME:
+            register()
+        return self.attn_implementation
 
     def load_tokenizer(self):
         """The tokenizer with pad and EOS set and the chat template applied."""
@@ -89,12 +92,12 @@ class ModelFactory:
                 vocab_size=vocab, bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                 **self.arch)
-            config._attn_implementation = self.attn_implementation
+            config._attn_implementation = self.attention()
             model = AutoModelForCausalLM.from_config(config, dtype=self.torch_dtype())
         else:
             _check_source(source)
             model = AutoModelForCausalLM.from_pretrained(
-                source, dtype=self.torch_dtype(), attn_implementation=self.attn_implementation,
+                source, dtype=self.torch_dtype(), attn_implementation=self.attention(),
                 trust_remote_code=self.trust_remote_code)
             if model.get_input_embeddings().num_embeddings < len(tokenizer):
                 model.resize_token_embeddings(_round_up(len(tokenizer), 64))
@@ -137,7 +140,7 @@ class ModelFactory:
             config.pad_token_id = tokenizer.pad_token_id
             model = AutoModelForSequenceClassification.from_pretrained(
                 source, config=config, dtype=self.torch_dtype(),
-                attn_implementation=self.attn_implementation,
+                attn_implementation=self.attention(),
                 trust_remote_code=self.trust_remote_code)
         model.config.pad_token_id = tokenizer.pad_token_id
         self._checkpointing(model)

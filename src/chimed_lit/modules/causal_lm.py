@@ -36,7 +36,8 @@ class CausalLMModule(ShardedModelHook, L.LightningModule):
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
-        return self.model(**inputs, use_cache=False, **spans_kwargs(self.model, inputs)).logits
+        spans = spans_kwargs(self.model, inputs.get("position_ids"), inputs.get("attention_mask"))
+        return self.model(**inputs, use_cache=False, **spans).logits
 
     # 1. a training step: next-token loss on the target tokens
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

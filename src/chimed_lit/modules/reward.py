@@ -50,7 +50,7 @@ def score_sequences(model: torch.nn.Module, input_ids: torch.Tensor,
     head = head if head is not None else getattr(model, "classifier", None)
     if head is None:
         raise TypeError(f"{type(model).__name__} has no `score` or `classifier` head")
-    spans = spans_kwargs(model, {"attention_mask": attention_mask, "position_ids": position_ids})
+    spans = spans_kwargs(model, position_ids, attention_mask)
     hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
                       position_ids=position_ids, use_cache=False, **spans).last_hidden_state
     if ends is not None:

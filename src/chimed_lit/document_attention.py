@@ -53,11 +53,15 @@ def sdpa_documents_forward(module: torch.nn.Module, query: torch.Tensor, key: to
     groups = getattr(module, "num_key_value_groups", 1)
     p = dropout if module.training else 0.0
     rows = []
-    for b, spans in enumerate(document_spans):
-        parts = [F.scaled_dot_product_attention(
-            query[b:b + 1, :, s:e], key[b:b + 1, :, s:e], value[b:b + 1, :, s:e],
-            dropout_p=p, is_causal=True, scale=scaling, enable_gqa=groups > 1)
-            for s, e in spans]
+    # split, not slices: a split's backward is one cat of the pieces' gradients, where each
+    # slice's backward would zero-fill and add a gradient the size of the whole row
+    for spans, q_row, k_row, v_row in zip(document_spans, query.split(1), key.split(1),
+                                          value.split(1), strict=True):
+        lengths = [e - s for s, e in spans]
+        parts = [F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True,
+                                                scale=scaling, enable_gqa=groups > 1)
+                 for q, k, v in zip(q_row.split(lengths, 2), k_row.split(lengths, 2),
+                                    v_row.split(lengths, 2), strict=True)]
         rows.append(parts[0] if len(parts) == 1 else torch.cat(parts, dim=2))
     out = rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
     return out.transpose(1, 2).contiguous(), None

@@ -96,6 +96,10 @@ def test_ppo_with_lora_holds_one_policy_base_and_one_reward_base(compose_fit, ti
     torch.testing.assert_close(ref, want_ref, atol=1e-5, rtol=0)
     assert not torch.allclose(actor, ref, atol=1e-3)  # the adapters do change the policy
     torch.testing.assert_close(module.score(rows), want_score, atol=1e-5, rtol=0)
+    packed = rows.pack()  # the padding-free rollout through the adapters-off context managers
+    with torch.no_grad():
+        torch.testing.assert_close(module._ref_logps(packed), want_ref, atol=1e-5, rtol=0)
+        torch.testing.assert_close(module.score(packed), want_score, atol=1e-5, rtol=0)
 
 
 def test_dpo_with_lora_uses_the_adapter_free_policy_as_reference(compose_fit, tiny_dirs):

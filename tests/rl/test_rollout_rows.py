@@ -1,12 +1,16 @@
-"""PPO's rollout rows (modules/rollout_rows.py): the layout by hand, and the response-only
-forwards against a plain forward over each unpadded prompt + response."""
+"""PPO's rollout rows (modules/rollout_rows.py): the layout and its packed view by hand, the
+response-only forwards against a plain forward over each unpadded prompt + response, and the
+packed (padding-free) forwards against the padded ones."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from chimed_lit.document_attention import spans_kwargs
 from chimed_lit.generation import Sampling, generate
 from chimed_lit.models import ModelFactory
+from chimed_lit.modules.reward import score_sequences
 from chimed_lit.modules.rollout_rows import layout, response_logits, response_logps, response_values
 
 ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
@@ -25,8 +29,29 @@ def test_layout_by_hand() -> None:
     assert short.labels.tolist() == [[-100]] and short.response_mask.sum() == 0
 
 
-def _models(tmp_path):
-    factory = ModelFactory(cache_dir=str(tmp_path), arch=ARCH)
+def test_pack_by_hand() -> None:
+    """Real tokens side by side, positions restarting; grid cell (i, k) reads the token that
+    predicts response token k of row i, and cells past a row's end read its last token."""
+    rows = layout([[7, 8], [9]], [{"ids": [4], "finished": True}, {"ids": [5, 6], "finished": False}],
+                  eos=2, pad=0)
+    packed = rows.pack()
+    assert packed.packed and not rows.packed and packed.mask is None
+    assert packed.ids.tolist() == [[7, 8, 4, 2, 9, 5, 6]]
+    assert packed.positions.tolist() == [[0, 1, 2, 3, 0, 1, 2]]
+    assert packed.keep.tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert packed.last.tolist() == [3, 6]
+    assert packed.labels.tolist() == rows.labels.tolist()
+    uneven = layout([[7, 8, 9], [3]], [{"ids": [], "finished": False}, {"ids": [5, 6, 4], "finished": True}],
+                    eos=2, pad=0).pack()
+    # row 0 has no response: every cell reads its last prompt token (column 2)
+    assert uneven.ids.tolist() == [[7, 8, 9, 3, 5, 6, 4, 2]]
+    assert uneven.keep.tolist() == [[2, 2, 2, 2, 2], [3, 4, 5, 6, 7]]
+    with pytest.raises(ValueError, match="padded layout"):
+        packed.rows(slice(0, 1))
+
+
+def _models(tmp_path, attn: str = "sdpa"):
+    factory = ModelFactory(cache_dir=str(tmp_path), arch=ARCH, attn_implementation=attn)
     tok = factory.load_tokenizer()
     torch.manual_seed(0)
     return tok, factory.load_causal_lm(tok).eval(), factory.load_reward_model(tok).eval()
@@ -69,3 +94,38 @@ def test_generation_logps_are_the_training_grid(tmp_path) -> None:
         logps = response_logps(response_logits(model, rows), rows)
     for i, r in enumerate(replies):
         torch.testing.assert_close(logps[i, :len(r["logps"])], r["logps"], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "sdpa_documents"])
+def test_packed_forwards_equal_padded(tmp_path, attn: str) -> None:
+    """Padding-free rows give the padded rows' log-probs, values and scores (and gradients),
+    under transformers' block-diagonal mask (`sdpa`) and per-document calls (`sdpa_documents`)."""
+    tok, model, critic = _models(tmp_path, attn)
+    texts = ["头痛怎么办", "发烧三天，咳嗽，需要去医院吗", "孩子拉肚子", "高血压能喝酒吗？医生说要少喝",
+             "失眠", "胃疼，吃了饭更疼"]
+    prompts = [tok(t)["input_ids"] for t in texts]
+    torch.manual_seed(3)
+    replies = [{"ids": torch.randint(10, 200, (n,)).tolist(), "finished": n % 2 == 0}
+               for n in (3, 1, 5, 0, 4, 2)]
+    rows = layout(prompts, replies, tok.eos_token_id, tok.pad_token_id)
+    packed = rows.pack()
+    assert packed.ids.shape[1] == int(rows.mask.sum()) < rows.ids.numel()
+    per_document = bool(spans_kwargs(model, packed.positions))
+    assert per_document == (attn == "sdpa_documents")
+    mask = rows.response_mask
+    got, want = {}, {}
+    for out, view in ((got, packed), (want, rows)):
+        model.zero_grad()
+        critic.zero_grad()
+        logps = response_logps(response_logits(model, view), view)
+        values = response_values(critic, view)
+        ((logps * mask).sum() + (values * mask).square().sum()).backward()
+        out["logps"], out["values"] = logps.detach() * mask, values.detach() * mask
+        out["lm_grad"] = model.model.layers[0].self_attn.q_proj.weight.grad.clone()
+        out["critic_grad"] = critic.model.layers[1].mlp.up_proj.weight.grad.clone()
+        with torch.no_grad():
+            out["score"] = score_sequences(critic, view.ids, view.mask, position_ids=view.positions,
+                                           ends=view.last if view.packed else None)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], atol=2e-5, rtol=1e-4, msg=key)
+    assert want["lm_grad"].abs().sum() > 0 and want["critic_grad"].abs().sum() > 0

@@ -10,6 +10,8 @@ copy) disabled, so one SFT base and one reward base sit in memory instead of two
 Knobs:
 - `sampling`: rollout sampling (`max_new_tokens`, `temperature`, `top_p`, `top_k`).
 - `ppo_epochs`, `minibatch_size`: passes and minibatch rows per rollout batch.
+- `padding_free`: every forward after generation reads the rollout packed (no prompt padding;
+  `modules/rollout_rows.py`); false keeps generation's left-padded rows. Same numbers either way.
 - `clip_range`, `clip_range_value`, `vf_coef` (critic loss weight, reported), `entropy_coef`.
 - `gamma`, `lam`: GAE over response tokens; advantages are whitened.
 - `kl_coef`, `kl_target` (None: fixed coefficient), `kl_horizon`: the per-token KL penalty to the
@@ -76,7 +78,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
                  missing_eos_penalty: float = 1.0, reward_mean: float | None = None,
                  reward_std: float | None = None, val_sampling: dict | None = None,
                  table_every_n_steps: int = 0, max_grad_norm: float | None = 1.0,
-                 stage: str = "rlhf"):
+                 padding_free: bool = True, stage: str = "rlhf"):
         super().__init__()
         self.automatic_optimization = False
         self.strict_loading = False  # frozen models are rebuilt from their dirs, not checkpointed
@@ -101,6 +103,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         self.reward_mean = reward_mean if reward_mean is not None else getattr(cfg, "reward_mean", 0.0)
         self.reward_std = reward_std if reward_std is not None else getattr(cfg, "reward_std", 1.0)
         self.table_every_n_steps, self.max_grad_norm = table_every_n_steps, max_grad_norm
+        self.padding_free = padding_free
         self.val_reward, self.val_eos = MeanMetric(), MeanMetric()
 
     @property
@@ -112,6 +115,10 @@ class PPOModule(ShardedModelHook, L.LightningModule):
     def _sequences(self, prompts: list[list[int]], replies: list[dict[str, Any]]) -> RolloutRows:
         return layout(prompts, replies, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
                       self.device)
+
+    def _view(self, rows: RolloutRows) -> RolloutRows:
+        """What the forwards read: the rows packed (`padding_free`) or as generation laid them."""
+        return rows.pack() if self.padding_free else rows
 
     def _logps(self, model: torch.nn.Module, rows: RolloutRows, with_entropy: bool = False):
         """[B, R] log-probs of the response tokens under the sampling distribution: logits
@@ -135,12 +142,13 @@ class PPOModule(ShardedModelHook, L.LightningModule):
     def score(self, rows: RolloutRows) -> torch.Tensor:
         """Raw reward-model scores at each sequence's last token."""
         with torch.no_grad():
+            ends = rows.last if rows.packed else None
             if self.reward_model is not None:
                 return score_sequences(self.reward_model, rows.ids, rows.mask,
-                                       position_ids=rows.positions)
+                                       position_ids=rows.positions, ends=ends)
             with peft_model_of(self.critic).disable_adapter():  # LoRA: the critic's base
                 return score_sequences(self.critic, rows.ids, rows.mask,
-                                       position_ids=rows.positions)
+                                       position_ids=rows.positions, ends=ends)
 
     def _ref_logps(self, rows: RolloutRows) -> torch.Tensor:
         """The frozen reference's token log-probs (call under no_grad): the `ref` model, or
@@ -162,19 +170,25 @@ class PPOModule(ShardedModelHook, L.LightningModule):
                                with_logps=True)
         self.actor.train()
         rows = self._sequences(prompts, replies)
+        view = self._view(rows)
         resp_mask = rows.response_mask  # [B, R]: every per-token quantity lives on this grid
         t_generate = time.perf_counter() - t0
 
-        # 2. score: normalised reward at the end, a penalty without EOS, per-token KL to the ref
+        # 2. score: normalised reward at the end, a penalty without EOS, per-token KL to the ref,
+        # and the critic's values (with their graph when one minibatch is the whole batch: the
+        # first value update then reuses this forward instead of repeating it)
         t0 = time.perf_counter()
         finished = torch.tensor([r["finished"] for r in replies], device=self.device)
-        raw = self.score(rows)
+        raw = self.score(view)
         score = (raw - self.reward_mean) / max(self.reward_std, 1e-6)
         score = score - self.missing_eos_penalty * (~finished).float()
         with torch.no_grad():
             old_logp = self._rollout_logps(replies, rows)
-            ref_logp = self._ref_logps(rows)
-            old_values = response_values(self.critic, rows) * resp_mask
+            ref_logp = self._ref_logps(view)
+        one_pass = self._one_minibatch(len(prompts))
+        with torch.set_grad_enabled(one_pass):
+            values = response_values(self.critic, view)
+        old_values = values.detach() * resp_mask
         kl = kl_penalty(old_logp, ref_logp, self.kl_estimator) * resp_mask
         kl_coef = self.kl_ctl.value
 
@@ -184,7 +198,8 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         advantages = masked_whiten(advantages, resp_mask)
 
         # 4. optimize: K epochs of clipped policy and value updates over minibatches
-        stats = self._optimize(rows, old_logp, old_values, advantages, returns)
+        stats = self._optimize(rows, old_logp, old_values, advantages, returns,
+                               first=(view, values) if one_pass else None)
         self.kl_ctl.update(float((kl.sum(-1)).mean()), len(prompts))
         for sched in self.lr_schedulers():
             sched.step()
@@ -206,18 +221,40 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         self.log(f"{self.stage}/reward", raw.mean(), prog_bar=True, batch_size=n)
         self._maybe_table(batch, replies, raw)
 
-    def _optimize(self, rollout: RolloutRows, old_logp, old_values, advantages,
-                  returns) -> dict[str, torch.Tensor]:
+    def _one_minibatch(self, n: int) -> bool:
+        """One minibatch covers the rollout: the critic's step-2 forward is then exactly the
+        first value update's forward (same weights, same rows) and is kept for it."""
+        return self.minibatch_size >= n and self.ppo_epochs > 0
+
+    def _optimize(self, rollout: RolloutRows, old_logp, old_values, advantages, returns,
+                  first: tuple[RolloutRows, torch.Tensor] | None = None
+                  ) -> dict[str, torch.Tensor]:
+        """K epochs over minibatches; each updates the critic, then the actor (independent
+        models and losses, so the order changes nothing but memory: the critic's graph from
+        step 2 is freed before the actor's is built). `first`: the whole batch's view and its
+        live values, used by the first critic update."""
         actor_opt, critic_opt = (o.optimizer for o in self.optimizers())
         clip = self.max_grad_norm  # Lightning clips only under automatic optimization
         sums: dict[str, list[torch.Tensor]] = {}
         n = rollout.ids.size(0)
+        slices = [slice(s, s + self.minibatch_size) for s in range(0, n, self.minibatch_size)]
+        views = [first[0]] if first is not None else [self._view(rollout.rows(r)) for r in slices]
+        live = first[1] if first is not None else None
         for _ in range(self.ppo_epochs):
             stop = False
-            for start in range(0, n, self.minibatch_size):
-                rows = slice(start, start + self.minibatch_size)
-                mini = rollout.rows(rows)
+            for rows, mini in zip(slices, views, strict=True):
                 m = mini.response_mask
+                values = live if live is not None else response_values(self.critic, mini)
+                live = None
+                v_loss, v_stats = ppo_value_loss(values, old_values[rows], returns[rows], m,
+                                                 self.clip_range_value)
+                critic_opt.zero_grad(set_to_none=True)
+                self.manual_backward(self.vf_coef * v_loss)
+                self._before_update(critic_opt)
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(self.critic.parameters(), clip)
+                critic_opt.step()
+
                 logp, entropy = self._logps(self.actor, mini, with_entropy=True)
                 pi_loss, pi_stats = ppo_policy_loss(logp, old_logp[rows], advantages[rows], m,
                                                     self.clip_range)
@@ -227,16 +264,6 @@ class PPOModule(ShardedModelHook, L.LightningModule):
                 if clip:
                     torch.nn.utils.clip_grad_norm_(self.actor.parameters(), clip)
                 actor_opt.step()
-
-                values = response_values(self.critic, mini)
-                v_loss, v_stats = ppo_value_loss(values, old_values[rows], returns[rows], m,
-                                                 self.clip_range_value)
-                critic_opt.zero_grad(set_to_none=True)
-                self.manual_backward(self.vf_coef * v_loss)
-                self._before_update(critic_opt)
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(self.critic.parameters(), clip)
-                critic_opt.step()
 
                 for k, v in {**pi_stats, **v_stats, "entropy": entropy.detach()}.items():
                     sums.setdefault(k, []).append(v.detach().float())
@@ -278,7 +305,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         with gathered(self.actor):
             replies = generate(self.actor, self.tokenizer, batch["prompt_ids"],
                                self.val_sampling)
-        raw = self.score(self._sequences(batch["prompt_ids"], replies))
+        raw = self.score(self._view(self._sequences(batch["prompt_ids"], replies)))
         self.val_reward.update(raw)
         self.val_eos.update(torch.tensor([float(r["finished"]) for r in replies]))
 

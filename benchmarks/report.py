@@ -41,11 +41,28 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
         row["peak_rss_mb"] = max(rss) if rss else None
         out[side] = row
     ours = out.get("ours", {})
+    peers = {side: row for side, row in out.items() if not side.startswith("ours")}
     for side, row in out.items():
         if side != "ours":
             row["ours_over_this"] = ratio(ours.get("rate"), row["rate"])
             row["ours_over_this_cpu"] = ratio(ours.get("rate_cpu"), row.get("rate_cpu"))
+        if side.startswith("ours_"):  # a variant of our config: its own ratios to the peer
+            row["over_peer"] = {peer: ratio(row["rate"], p["rate"]) for peer, p in peers.items()}
     return out
+
+
+def format_variants(results: dict[str, dict[str, Any]]) -> str:
+    """Our config variants (packed SFT, gradient checkpointing) against each peer side: rate
+    ratio and peak RSS side by side."""
+    lines = []
+    for stage, entry in results.items():
+        sides = entry["sides"]
+        for side, row in sides.items():
+            for peer, x in (row.get("over_peer") or {}).items():
+                lines.append(f"{stage:<9} {side:<12} / {peer:<16} {_fmt(x, '5.2f')}x   RSS "
+                             f"{_fmt(row.get('peak_rss_mb'), '.0f')} vs "
+                             f"{_fmt(sides[peer].get('peak_rss_mb'), '.0f')} MB")
+    return "\n".join(lines)
 
 
 def _fmt(v: Any, spec: str) -> str:

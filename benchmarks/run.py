@@ -29,6 +29,9 @@ from benchmarks import flops, report  # noqa: E402
 
 UNITS = {"pretrain": "tokens/s", "sft": "tokens/s", "reward": "pairs/s", "dpo": "pairs/s",
          "rlhf": "prompts/s"}
+# stages whose TRL defaults turn gradient checkpointing on: ours is measured with it on too
+# (`model.gradient_checkpointing=true`), the memory-for-time trade a user makes with one switch
+CHECKPOINTING_ROWS = ("pretrain", "sft", "dpo")
 PEER_MODES = {"pretrain": ("default", "fastest"), "sft": ("default", "fastest"),
               "reward": ("default", "fastest"), "dpo": ("default", "fastest"), "rlhf": ("default",)}
 
@@ -125,6 +128,9 @@ def compare(stages: list[str], p: dict[str, Any], work: dict[str, Any], args, pe
         sides: list[tuple[str, str, str, dict]] = [("ours", sys.executable, "benchmarks.ours", {})]
         if stage == "sft":  # the shipped SFT config pads; packing is one switch away
             sides.append(("ours_packed", sys.executable, "benchmarks.ours", {"pack": True}))
+        if stage in CHECKPOINTING_ROWS:  # TRL's defaults checkpoint activations: so can we
+            sides.append(("ours_ckpt", sys.executable, "benchmarks.ours",
+                          {"extra_overrides": ["model.gradient_checkpointing=true"]}))
         if not args.no_peer:
             python = str(peer_env.ensure()) if stage == "rlhf" else sys.executable
             tag = "trl112" if stage == "rlhf" else "trl"
@@ -202,6 +208,7 @@ def resummarise(path: Path) -> int:
             row["peak_flops"] = best
     path.write_text(json.dumps(out, indent=1))
     print(report.format_table(out["stages"]))
+    print(report.format_variants(out["stages"]))
     print()
     print(report.markdown(out))
     if out.get("scaling"):
@@ -271,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(out, indent=1))
     print()
     print(report.format_table(results))
+    print(report.format_variants(results))
     if rows:
         print()
         print(format_scaling(rows))

@@ -73,6 +73,13 @@ def test_ratio_median_mfu_and_table():
     assert sides["trl_default"]["errors"] == ["exit 1"]
     table = report.format_table({"pretrain": {"unit": "tokens/s", "sides": sides}})
     assert "2.50x" in table and " 30.0%" in table and "trl_default" in table
+    # a variant of our config (here: checkpointing) gets its own ratio to each peer side
+    runs["ours_ckpt"] = [{"rate": 120.0, "peak_rss_mb": 700.0}]
+    sides = report.summarise(runs)
+    assert sides["ours_ckpt"]["over_peer"] == {"trl_default": 1.5}
+    assert sides["ours_ckpt"]["ours_over_this"] == 200.0 / 120.0
+    variants = report.format_variants({"pretrain": {"unit": "tokens/s", "sides": sides}})
+    assert "ours_ckpt" in variants and "1.50x" in variants and "700 vs 1000 MB" in variants
 
 
 def test_lightning_meter_ends_a_step_before_other_callbacks(tmp_path):

@@ -82,16 +82,19 @@ def build_models(cfg: DictConfig, factory: Any, upstream: dict[str, str]) -> tup
     lora.check_quantize(lora_cfg)
     with_ref = not lora.lora_enabled(lora_cfg)
 
+    # the trained models, in train mode: `from_pretrained` returns eval mode, which Lightning
+    # keeps, and transformers checkpoints activations (model.gradient_checkpointing) only in
+    # train mode; the frozen references are put in eval mode by their modules
     def causal_lm(tok: Any, source: str | None):
         if lora.quantization_kwargs(lora_cfg):
-            return lora.load_quantized(factory, tok, source or factory.pretrained, lora_cfg)
-        return factory.load_causal_lm(tok, pretrained=source)
+            return lora.load_quantized(factory, tok, source or factory.pretrained, lora_cfg).train()
+        return factory.load_causal_lm(tok, pretrained=source).train()
 
     def reward_model(tok: Any, source: str | None):
         if lora.quantization_kwargs(lora_cfg):
             return lora.load_quantized(factory, tok, source or factory.pretrained, lora_cfg,
-                                       classifier=True)
-        return factory.load_reward_model(tok, pretrained=source)
+                                       classifier=True).train()
+        return factory.load_reward_model(tok, pretrained=source).train()
 
     if kind == "ppo":
         policy, reward = policy_and_reward(cfg, upstream, "the rlhf stage")
@@ -144,6 +147,7 @@ def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name:
 
     from chimed_lit.callbacks.nonfinite import check_policy
     from chimed_lit.checkpoints import check_verify, checkpoint_plugins, find_resume_checkpoint
+    from chimed_lit.packing_check import check_packing
 
     started = time.time()
     stage, sdir = cfg.stage.name, stage_dir(cfg)
@@ -160,8 +164,11 @@ def run_stage(cfg: DictConfig, upstream: dict[str, str] | None = None, run_name:
     datamodule.setup("fit")
     log.info("%s data: %s", stage, datamodule.stats)
 
-    # 2. the LightningModule
-    extra = {"scheduler": instantiate(cfg.scheduler)} if cfg.get("scheduler") else {}
+    # 2. the LightningModule (packed data needs models that keep packed sequences apart)
+    extra = check_packing(stage, models, bool(getattr(datamodule, "pack", False)),
+                          cfg.stage.get("module"))
+    if cfg.get("scheduler"):
+        extra["scheduler"] = instantiate(cfg.scheduler)
     if cfg.get("optimizer"):
         extra["optimizer"] = instantiate(cfg.optimizer)
     module = instantiate(cfg.stage.module, **models, **extra)

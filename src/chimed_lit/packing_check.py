@@ -45,7 +45,7 @@ def keeps_sequences_apart(model: torch.nn.Module) -> bool:
         with torch.no_grad():
             a = _hidden(model, first_a + second, positions)[3:]
             b = _hidden(model, first_b + second, positions)[3:]
-    except TypeError:  # no `position_ids` keyword: it cannot see the boundaries
+    except (TypeError, ValueError):  # no `position_ids` (or no such call): no boundaries seen
         return False
     finally:
         model.train(was_training)

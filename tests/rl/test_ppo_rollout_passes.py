@@ -88,3 +88,38 @@ def test_padding_free_trains_as_the_padded_rows(tmp_path, demo_tok, one_thread):
     moved = max((p - q).abs().max().item()
                 for p, q in zip(packed.actor.parameters(), actor.parameters(), strict=True))
     assert moved > 1e-3  # two rollouts of updates at lr 1e-3 moved the policy
+
+
+def test_ppo_switches_dropout_off_in_actor_and_critic(demo_tok):
+    """A model with dropout (GPT-2's `nn.Dropout`s, a LLaMA's `attention_dropout`) gives two
+    different train-mode forwards; under PPO (`disable_dropout`, the default) they are equal."""
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForSequenceClassification,
+    )
+
+    gpt2 = GPT2Config(vocab_size=len(demo_tok), n_embd=32, n_layer=2, n_head=2,
+                      pad_token_id=demo_tok.pad_token_id)
+    llama = LlamaConfig(vocab_size=len(demo_tok), hidden_size=32, intermediate_size=64,
+                        num_hidden_layers=2, num_attention_heads=2, attention_dropout=0.5,
+                        num_labels=1, pad_token_id=demo_tok.pad_token_id, attn_implementation="eager")
+    ids = torch.tensor([demo_tok("头痛怎么办，发烧三天")["input_ids"]])
+
+    def models():
+        torch.manual_seed(0)
+        return GPT2LMHeadModel(gpt2).train(), LlamaForSequenceClassification(llama).train()
+
+    def twice_same(model) -> bool:
+        return torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+
+    actor, critic = models()
+    assert not twice_same(actor) and not twice_same(critic)  # dropout is live
+    kwargs = dict(ref=None, reward_model=None, tokenizer=demo_tok,
+                  actor_optimizer=partial(torch.optim.AdamW), critic_optimizer=partial(torch.optim.AdamW))
+    module = PPOModule(actor=actor, critic=critic, **kwargs)
+    assert module.actor.training and module.critic.training
+    assert twice_same(module.actor) and twice_same(module.critic)
+    kept = PPOModule(*models(), disable_dropout=False, **kwargs)
+    assert not twice_same(kept.actor) and not twice_same(kept.critic)

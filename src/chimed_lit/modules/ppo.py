@@ -10,6 +10,8 @@ copy) disabled, so one SFT base and one reward base sit in memory instead of two
 Knobs:
 - `sampling`: rollout sampling (`max_new_tokens`, `temperature`, `top_p`, `top_k`).
 - `ppo_epochs`, `minibatch_size`: passes and minibatch rows per rollout batch.
+- `disable_dropout`: zero the actor's and critic's dropout (the PPO ratio compares forwards
+  of the same weights; TRL's default too).
 - `padding_free`: every forward after generation reads the rollout packed (no prompt padding;
   `modules/rollout_rows.py`); false keeps generation's left-padded rows. Same numbers either way.
 - `clip_range`, `clip_range_value`, `vf_coef` (critic loss weight, reported), `entropy_coef`.
@@ -37,6 +39,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from chimed_lit import dropout
 from chimed_lit.generation import Sampling, generate
 from chimed_lit.lora import peft_model_of
 from chimed_lit.modules.reward import score_sequences
@@ -78,7 +81,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
                  missing_eos_penalty: float = 1.0, reward_mean: float | None = None,
                  reward_std: float | None = None, val_sampling: dict | None = None,
                  table_every_n_steps: int = 0, max_grad_norm: float | None = 1.0,
-                 padding_free: bool = True, stage: str = "rlhf"):
+                 padding_free: bool = True, disable_dropout: bool = True, stage: str = "rlhf"):
         super().__init__()
         self.automatic_optimization = False
         self.strict_loading = False  # frozen models are rebuilt from their dirs, not checkpointed
@@ -86,6 +89,9 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         for frozen in (ref, reward_model):
             if frozen is not None:
                 frozen.eval().requires_grad_(False)
+        if disable_dropout:
+            for trained in (actor, critic):
+                dropout.disable_dropout(trained)
         self.tokenizer, self.stage = tokenizer, stage
         self.actor_optimizer_fn, self.critic_optimizer_fn = actor_optimizer, critic_optimizer
         self.scheduler = scheduler or WarmupCosine(warmup_ratio=0.0, min_lr_ratio=1.0)

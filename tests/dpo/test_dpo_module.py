@@ -72,3 +72,24 @@ def test_each_loss_type_learns_its_pairs(loss_type, pref_batch, tiny_lm):
         last, stats = module.pair_loss(pref_batch)
     assert last.item() < first.item(), (loss_type, first.item(), last.item())
     assert stats["accuracy"].item() == 1.0, loss_type
+
+
+def test_policy_dropout_is_off_by_default(demo_tok):
+    """A policy with dropout (a LLaMA's `attention_dropout`) gives the same log-probs twice in
+    train mode under DPO's default; `disable_dropout=false` keeps it."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(demo_tok), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, attention_dropout=0.5,
+                         attn_implementation="eager")
+    ids = torch.tensor([demo_tok("头痛怎么办，发烧三天")["input_ids"]])
+
+    def policy():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(config).train()
+
+    def twice_same(model) -> bool:
+        return torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)
+
+    assert twice_same(DPOModule(policy(), ref=policy()).model)
+    assert not twice_same(DPOModule(policy(), ref=policy(), disable_dropout=False).model)

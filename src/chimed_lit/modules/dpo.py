@@ -8,6 +8,8 @@ Knobs:
 - `label_smoothing`: conservative DPO (sigmoid only), the assumed rate of flipped labels.
 - `simpo_gamma`: SimPO's target reward margin; `orpo_lambda`: ORPO's odds-ratio weight.
 - `optimizer`, `scheduler`: as in the other stages (matrices decayed, warmup + cosine).
+- `disable_dropout`: zero the policy's dropout, so the policy's and the reference's log-probs
+  differ by the weights alone (TRL's default too).
 - `stage`: the metric namespace (`dpo/...`).
 
 Models: `model` (the policy, from the SFT output; what the stage exports) and `ref` (a frozen
@@ -34,6 +36,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from chimed_lit import dropout
 from chimed_lit.errors import ConfigError
 from chimed_lit.losses import IGNORE, per_token_logps
 from chimed_lit.modules.sharding import ShardedModelHook
@@ -73,7 +76,7 @@ class DPOModule(ShardedModelHook, L.LightningModule):
                  optimizer: Callable[..., torch.optim.Optimizer] | None = None,
                  scheduler: WarmupCosine | None = None, loss_type: str = "sigmoid",
                  beta: float = 0.1, label_smoothing: float = 0.0, simpo_gamma: float = 0.5,
-                 orpo_lambda: float = 0.1, stage: str = "dpo"):
+                 orpo_lambda: float = 0.1, disable_dropout: bool = True, stage: str = "dpo"):
         super().__init__()
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"stage.module.loss_type={loss_type!r}: use one of {LOSS_TYPES}")
@@ -83,6 +86,8 @@ class DPOModule(ShardedModelHook, L.LightningModule):
         self.model, self.ref = model, ref
         if ref is not None:
             ref.eval().requires_grad_(False)
+        if disable_dropout:
+            dropout.disable_dropout(model)
         self.optimizer_fn = optimizer or partial(torch.optim.AdamW, lr=1e-5)
         self.scheduler = scheduler or WarmupCosine()
         self.loss_type, self.beta, self.label_smoothing = loss_type, beta, label_smoothing

@@ -4,8 +4,9 @@ Packed batches (pre-training, `data.pack=true`, padding-free reward pairs, PPO's
 rollouts) rely on the model reading restarting position ids as sequence boundaries, as
 transformers' LLaMA-family code does (block-diagonal mask, or per-document / varlen kernels).
 A model whose attention ignores position ids, such as ALiBi models (BLOOM, Baichuan2-13B's remote
-code), would silently let each sequence attend to the ones packed before it. The probe runs two
-short sequences packed and the second alone, and compares the second's last hidden states.
+code), would silently let each sequence attend to the ones packed before it. The probe packs a
+short sequence behind two different first sequences and compares its last hidden states;
+model types known to keep sequences apart are not probed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from chimed_lit.errors import ConfigError
 
 log = logging.getLogger("chimed_lit")
 
+
 def _hidden(model: torch.nn.Module, ids: list[int], positions: list[int]) -> torch.Tensor:
     device = next(model.parameters()).device
     out = model(input_ids=torch.tensor([ids], device=device),
@@ -27,12 +29,24 @@ def _hidden(model: torch.nn.Module, ids: list[int], positions: list[int]) -> tor
     return out.hidden_states[-1][0]
 
 
+# relative change of the second sequence's states between the two packings that is still float
+# rounding (MoE layers group tokens by expert, so matmul batching differs: ~1e-7 in fp32); a
+# leak is orders larger (a random-init BLOOM: 1% in fp32 and bf16)
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-9}
+HALF_TOLERANCE = 5e-3
+
+# transformers model types whose attention reads restarting position ids as sequence boundaries
+# (each verified by the probe in tests/foundation/test_packing_check.py): not probed, so a 13B
+# model does not pay two CPU forwards before training
+KNOWN_TO_KEEP_APART = frozenset({"llama", "qwen2", "qwen3", "mistral", "mixtral", "qwen2_moe",
+                                 "gemma", "gemma2", "olmo2", "granite", "cohere"})
+
+
 def keeps_sequences_apart(model: torch.nn.Module) -> bool:
     """True when the hidden states of a packed sequence do not depend on the sequence packed
     before it: two packings that differ only in that first sequence must give the second one
-    bit-identical states (masked-out attention weights are exactly zero, the shapes are the
-    same, so any difference at all is a leak, in any precision). False when they differ, or
-    when the model takes no position ids."""
+    the same states up to float rounding. False when they differ more, or when the model takes
+    no position ids."""
     config = model.config
     pad = getattr(config, "pad_token_id", None)
     tokens = [t for t in range(3, config.vocab_size) if t != pad]
@@ -43,13 +57,14 @@ def keeps_sequences_apart(model: torch.nn.Module) -> bool:
     model.eval()
     try:
         with torch.no_grad():
-            a = _hidden(model, first_a + second, positions)[3:]
-            b = _hidden(model, first_b + second, positions)[3:]
+            a = _hidden(model, first_a + second, positions)[3:].float()
+            b = _hidden(model, first_b + second, positions)[3:].float()
     except (TypeError, ValueError):  # no `position_ids` (or no such call): no boundaries seen
         return False
     finally:
         model.train(was_training)
-    return torch.equal(a, b)
+    tol = TOLERANCE.get(next(model.parameters()).dtype, HALF_TOLERANCE)
+    return bool((a - b).abs().max() <= tol * a.abs().max())
 
 
 def leaky_models(models: dict[str, Any]) -> list[str]:
@@ -61,6 +76,8 @@ def leaky_models(models: dict[str, Any]) -> list[str]:
         if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
             continue
         if any(p.is_meta for p in model.parameters()):
+            continue
+        if getattr(model.config, "model_type", None) in KNOWN_TO_KEEP_APART:
             continue
         key = (type(model).__name__, str(getattr(model.config, "_attn_implementation", "")))
         if key not in seen:

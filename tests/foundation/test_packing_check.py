@@ -13,7 +13,7 @@ from transformers import BloomConfig, BloomForCausalLM
 
 from chimed_lit.errors import ConfigError
 from chimed_lit.models import ModelFactory
-from chimed_lit.packing_check import check_packing, keeps_sequences_apart
+from chimed_lit.packing_check import KNOWN_TO_KEEP_APART, check_packing, keeps_sequences_apart
 
 ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
         "num_attention_heads": 2, "num_key_value_heads": 2}
@@ -33,6 +33,21 @@ def test_llama_keeps_packed_sequences_apart(tmp_path, attn: str) -> None:
     assert keeps_sequences_apart(lm) and keeps_sequences_apart(rm)
     assert lm.training  # the probe restores the mode it found
     assert keeps_sequences_apart(lm.to(torch.bfloat16))
+
+
+@pytest.mark.parametrize("model_type", sorted(KNOWN_TO_KEEP_APART))
+def test_the_types_not_probed_do_keep_packed_sequences_apart(model_type: str) -> None:
+    """The list that skips the probe (big models pay no CPU forwards) is itself checked by it,
+    mixture-of-experts layers included (their rounding differs with the tokens around)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.for_model(model_type, vocab_size=96, hidden_size=32, intermediate_size=64,
+                                  num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+                                  head_dim=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    assert keeps_sequences_apart(model)
+    assert keeps_sequences_apart(model.to(torch.bfloat16))
 
 
 def test_alibi_attention_is_caught_in_any_precision() -> None:

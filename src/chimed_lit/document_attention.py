@@ -76,11 +76,13 @@ def register() -> None:
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
 
 
-# Per-document calls pay off once the documents cover little of each row's square: measured on
-# this project's CPU (two threads, 2026-11-30), a 7M LLaMA at 2,048 tokens (documents ~290
-# tokens, 14% of the square) trains 1.5x faster per step; at 512 tokens (56% of the square) the
-# one masked call is ~10% faster than many small ones. Below this share, go per document.
-MAX_SQUARE_SHARE = 0.3
+# Per-document calls pay off unless one document fills (nearly) the whole row: measured on this
+# project's CPU (two threads, 2026-12-01, 7M LLaMA at 512 tokens, batch 8, a training step) with
+# the split q/k/v: share 0.25: 0.79 s per document against 0.90 s masked; 0.5: 0.83 vs 0.90;
+# 0.66: 0.89 vs 0.92; a row that is one document (1.0): 0.91 vs 0.88 (one batched causal call).
+# 30M at 512 on the benchmark's documents (0.40): 2.93 vs 3.12 s. Below this share, go per
+# document.
+MAX_SQUARE_SHARE = 0.75
 
 
 def square_share(spans: Spans, length: int) -> float:

@@ -54,6 +54,10 @@ def test_spans_only_where_documents_cover_little_of_the_square():
     assert square_share(document_spans(short), 12) < MAX_SQUARE_SHARE
     assert spans_kwargs(ours, short) == {"document_spans": (
         ((0, 3), (3, 6), (6, 9), (9, 12)),)}
+    halves = torch.arange(6).repeat(2)[None]  # two documents of 6: half the square
+    assert spans_kwargs(ours, halves) == {"document_spans": (((0, 6), (6, 12)),)}
+    nearly_one = torch.cat([torch.arange(11), torch.arange(1)])[None]  # (121 + 1) / 144
+    assert spans_kwargs(ours, nearly_one) == {}
 
 
 @pytest.mark.parametrize("kv_heads", [4, 2])

@@ -92,16 +92,17 @@ def square_share(spans: Spans, length: int) -> float:
 
 
 def spans_kwargs(model: torch.nn.Module, position_ids: torch.Tensor | None,
-                 attention_mask: torch.Tensor | None = None) -> dict:
+                 attention_mask: torch.Tensor | None = None, spans: Spans | None = None) -> dict:
     """`{"document_spans": ...}` for a packed batch (position ids, no padding mask) whose
     documents cover less than `MAX_SQUARE_SHARE` of each row's square, when the model runs
-    `sdpa_documents`; empty otherwise (the masked sdpa call is then the faster one)."""
+    `sdpa_documents`; empty otherwise (the masked sdpa call is then the faster one). `spans`:
+    `document_spans(position_ids)` when the caller already has them."""
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) != NAME:
         return {}
     if attention_mask is not None or position_ids is None:
         return {}
-    spans = document_spans(position_ids)
+    spans = spans if spans is not None else document_spans(position_ids)
     if square_share(spans, position_ids.shape[-1]) >= MAX_SQUARE_SHARE:
         return {}
     return {"document_spans": spans}

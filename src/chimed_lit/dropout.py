@@ -8,16 +8,11 @@ from __future__ import annotations
 import torch
 
 
-def disable_dropout(model: torch.nn.Module) -> int:
+def disable_dropout(model: torch.nn.Module) -> None:
     """Zero every `nn.Dropout` and every attention module's `attention_dropout` (transformers'
-    LLaMA, Qwen and kin apply it as a float); returns how many were switched off."""
-    count = 0
+    LLaMA, Qwen and kin apply it as a float)."""
     for module in model.modules():
-        if isinstance(module, torch.nn.modules.dropout._DropoutNd) and module.p > 0:
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
             module.p = 0.0
-            count += 1
-        rate = getattr(module, "attention_dropout", None)
-        if isinstance(rate, float) and rate > 0:
+        if isinstance(getattr(module, "attention_dropout", None), float):
             module.attention_dropout = 0.0
-            count += 1
-    return count

@@ -18,12 +18,13 @@ each grid cell, so the forwards return the same `[batch, R]` grid. The prompts' 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from chimed_lit.document_attention import spans_kwargs
+from chimed_lit.document_attention import Spans, document_spans, spans_kwargs
 from chimed_lit.losses import IGNORE, per_token_logps
 
 
@@ -64,13 +65,18 @@ class RolloutRows:
         return RolloutRows(self.ids[real][None], None, self.positions[real][None], self.labels,
                            flat[:, first:])
 
+    @cached_property
+    def spans(self) -> Spans:
+        """The packed row's sequences as column spans, found once for every forward over it."""
+        return document_spans(self.positions)
+
     def forward_kwargs(self, model: torch.nn.Module) -> dict:
         """Inputs of a model (or backbone) call over these rows, without a cache."""
         if not self.packed:
             return {"input_ids": self.ids, "attention_mask": self.mask,
                     "position_ids": self.positions, "use_cache": False}
         return {"input_ids": self.ids, "position_ids": self.positions, "use_cache": False,
-                **spans_kwargs(model, self.positions)}
+                **spans_kwargs(model, self.positions, spans=self.spans)}
 
 
 def layout(prompts: list[list[int]], replies: list[dict[str, Any]], eos: int, pad: int,

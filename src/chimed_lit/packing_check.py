@@ -75,9 +75,9 @@ def leaky_models(models: dict[str, Any]) -> list[str]:
     for name, model in models.items():
         if not isinstance(model, torch.nn.Module) or not hasattr(model, "config"):
             continue
-        if any(p.is_meta for p in model.parameters()):
-            continue
         if getattr(model.config, "model_type", None) in KNOWN_TO_KEEP_APART:
+            continue
+        if any(p.is_meta for p in model.parameters()):
             continue
         key = (type(model).__name__, str(getattr(model.config, "_attn_implementation", "")))
         if key not in seen:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from chimed_lit import decoding
 from chimed_lit.data.base import FieldError
 from chimed_lit.data.conversation import to_messages
 from chimed_lit.data.rendering import render_prompt
@@ -83,7 +84,8 @@ def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
 def generate(model, tokenizer, prompts: list[list[int]], sampling: Sampling,
              streamer: Any = None, with_logps: bool = False) -> list[dict[str, Any]]:
     """Generate for token-id prompts, left-padded in one batch. Each result has the response
-    `text`, its token `ids` (EOS excluded) and `finished` (the model produced EOS).
+    `text`, its token `ids` (EOS excluded) and `finished` (the model produced EOS). Runs the
+    lean loop of `decoding.py` where it applies, HF `generate` otherwise.
 
     `with_logps`: each result also has `logps`, the log-probability of each response token
     (and of the EOS when finished) under the sampling distribution (logits / temperature), read
@@ -96,12 +98,19 @@ def generate(model, tokenizer, prompts: list[list[int]], sampling: Sampling,
         ids[i, width - len(p):] = torch.tensor(p)
         mask[i, width - len(p):] = 1
     device = next(model.parameters()).device
-    extra = {"output_logits": True, "return_dict_in_generate": True} if with_logps else {}
-    out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                         pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, streamer=streamer,
-                         **sampling.kwargs(), **extra)
-    new = (out.sequences if with_logps else out)[:, width:]
-    logps = _sampled_logps(out.logits, new, sampling) if with_logps else None
+    if decoding.supports(model, sampling.repetition_penalty):
+        new, logps = decoding.sample(
+            model, ids.to(device), mask.to(device), max_new_tokens=sampling.max_new_tokens,
+            do_sample=sampling.do_sample, temperature=sampling.temperature,
+            top_k=sampling.top_k, top_p=sampling.top_p, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=pad, with_logps=with_logps, streamer=streamer)
+    else:  # remote-code models, repetition penalty: HF generate
+        extra = {"output_logits": True, "return_dict_in_generate": True} if with_logps else {}
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                             streamer=streamer, **sampling.kwargs(), **extra)
+        new = (out.sequences if with_logps else out)[:, width:]
+        logps = _sampled_logps(out.logits, new, sampling) if with_logps else None
     results = []
     for i, row in enumerate(new.tolist()):
         finished = tokenizer.eos_token_id in row

@@ -1,0 +1,127 @@
+"""A lean KV-cache sampling loop for left-padded batches: what `generation.generate` runs.
+
+HF `generate` wraps each decode step in logits processors, stopping criteria and bookkeeping
+built for every decoding strategy; for the few knobs of `Sampling` that costs about a quarter
+of a PPO rollout on CPU (measured in docs/performance.md), and its multinomial draws a random
+number per vocabulary entry. This loop does only what sampling needs: one prefill that keeps
+the last position's logits, then per step temperature -> top-k -> top-p (HF's order and
+semantics), one uniform draw per row through the inverse CDF, EOS bookkeeping, and the sampled
+token's log-probability under logits / temperature for PPO.
+
+It runs models whose forward takes `past_key_values`, `position_ids` and `logits_to_keep`
+(every transformers-native causal LM, also under peft; the cache argument is
+`cache` or, in older model classes, `past_key_values`); other models (remote code) and a
+`repetition_penalty` go through HF `generate` (see `supports`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+from chimed_lit.errors import ConfigError
+
+
+def supports(model: torch.nn.Module, repetition_penalty: float) -> bool:
+    """Whether `sample` can run `model`: a transformers-native causal LM (peft-wrapped or
+    not) and no repetition penalty, the one `Sampling` knob this loop leaves to HF."""
+    if repetition_penalty != 1.0:
+        return False
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return type(base).__module__.startswith("transformers.models.")
+
+
+def _cache_kwarg(model: torch.nn.Module) -> str:
+    """The forward's name for the KV cache: `cache` (transformers >= 5.24), or the older
+    `past_key_values` that some model classes still take."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def warp(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """Logits with temperature applied and tokens outside top-k / the top-p nucleus set to
+    -inf, as HF's Temperature -> TopK -> TopP warpers do (top-p keeps a token while the mass
+    of the tokens ranked above it is below `top_p`, so at least one token stays)."""
+    if temperature <= 0:
+        raise ConfigError(f"sampling.temperature must be > 0 (got {temperature}); "
+                          "use do_sample=false for greedy decoding")
+    if temperature != 1.0:
+        logits = logits / temperature
+    if top_k and 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        above = probs.cumsum(-1) - probs  # mass ranked strictly above each token
+        drop = (above >= top_p).scatter(-1, order, above >= top_p)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def draw(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row from softmax(logits), by the inverse CDF: one uniform number per
+    row (torch.multinomial's CPU path draws one per vocabulary entry)."""
+    cdf = logits.softmax(-1).cumsum(-1)
+    total = cdf[..., -1:]
+    u = torch.rand(total.shape, device=cdf.device, generator=generator, dtype=cdf.dtype) * total
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))  # rounding: u < total
+    return torch.searchsorted(cdf, u, right=True)  # the first entry whose CDF exceeds u
+
+
+@torch.no_grad()
+def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+           max_new_tokens: int, do_sample: bool, temperature: float = 1.0, top_k: int = 0,
+           top_p: float = 1.0, eos_token_id: int, pad_token_id: int, with_logps: bool = False,
+           streamer: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """New tokens [B, T] for left-padded `input_ids` (rows that ended carry `pad_token_id`
+    after their EOS; T < max_new_tokens when every row ended early) and, `with_logps`, each
+    token's log-probability under logits / temperature (greedy: under the raw logits)."""
+    from transformers import DynamicCache
+
+    if do_sample and temperature <= 0:
+        raise ConfigError(f"sampling.temperature must be > 0 (got {temperature}); "
+                          "use do_sample=false for greedy decoding")
+    batch = input_ids.shape[0]
+    mask = attention_mask.long()
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    cache = {_cache_kwarg(model): DynamicCache(config=model.config)}
+    if streamer is not None:
+        streamer.put(input_ids.cpu())
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                   use_cache=True, logits_to_keep=1, **cache).logits[:, -1]
+    next_pos = positions[:, -1:] + 1
+    done = torch.zeros(batch, 1, dtype=torch.bool, device=input_ids.device)
+    ones = torch.ones(batch, 1, dtype=mask.dtype, device=mask.device)
+    tokens: list[torch.Tensor] = []
+    logps: list[torch.Tensor] = []
+    for step in range(max_new_tokens):
+        logits = logits.float()
+        if do_sample:
+            scaled = logits / temperature if temperature != 1.0 else logits
+            token = draw(warp(scaled, 1.0, top_k, top_p))  # already scaled
+        else:
+            scaled = logits
+            token = logits.argmax(-1, keepdim=True)
+        token = token.masked_fill(done, pad_token_id)
+        if with_logps:
+            logps.append(torch.log_softmax(scaled, -1).gather(-1, token))
+        tokens.append(token)
+        if streamer is not None:
+            streamer.put(token.cpu())
+        done = done | (token == eos_token_id)
+        if step == max_new_tokens - 1 or bool(done.all()):
+            break
+        mask = torch.cat([mask, ones], 1)
+        logits = model(input_ids=token, attention_mask=mask, position_ids=next_pos,
+                       use_cache=True, **cache).logits[:, -1]
+        next_pos = next_pos + 1
+    if streamer is not None:
+        streamer.end()
+    empty = input_ids.new_zeros(batch, 0)
+    new = torch.cat(tokens, 1) if tokens else empty
+    out_logps = (torch.cat(logps, 1) if logps else empty.float()) if with_logps else None
+    return new, out_logps

@@ -37,7 +37,7 @@ def _setup(tmp_path, demo_tok):
 
 
 def _fit(cls, actor, critic, prompts, demo_tok, minibatch_size: int = 4,
-         padding_free: bool = True) -> tuple[PPOModule, int]:
+         padding_free: bool = True, **kw) -> tuple[PPOModule, int]:
     """Two rollouts of four prompts, two PPO epochs; returns the module and how many times the
     critic's backbone ran (scoring uses the separate reward model)."""
     module = cls(actor=copy.deepcopy(actor), critic=copy.deepcopy(critic),
@@ -45,7 +45,7 @@ def _fit(cls, actor, critic, prompts, demo_tok, minibatch_size: int = 4,
                  actor_optimizer=partial(torch.optim.AdamW, lr=1e-3),
                  critic_optimizer=partial(torch.optim.AdamW, lr=1e-3),
                  sampling={"max_new_tokens": 6}, ppo_epochs=2, minibatch_size=minibatch_size,
-                 target_approx_kl=None, kl_target=None, padding_free=padding_free)
+                 target_approx_kl=None, kl_target=None, padding_free=padding_free, **kw)
     calls = []
     module.critic.model.register_forward_hook(lambda *a: calls.append(1))
     loader = DataLoader(prompts, batch_size=4, collate_fn=lambda rows: {
@@ -123,3 +123,21 @@ def test_ppo_switches_dropout_off_in_actor_and_critic(demo_tok):
     assert twice_same(module.actor) and twice_same(module.critic)
     kept = PPOModule(*models(), disable_dropout=False, **kwargs)
     assert not twice_same(kept.actor) and not twice_same(kept.critic)
+
+
+def test_entropy_has_a_graph_only_when_the_loss_uses_it(tmp_path, demo_tok, one_thread):
+    """With `entropy_coef=0` the entropy is a logged statistic, built without a graph (no
+    backward through a second softmax); with a bonus it is in the loss and moves the actor."""
+    from chimed_lit.modules.rollout_rows import layout
+
+    actor, critic, prompts = _setup(tmp_path, demo_tok)
+    plain, _ = _fit(PPOModule, actor, critic, prompts, demo_tok)
+    bonus, _ = _fit(PPOModule, actor, critic, prompts, demo_tok, entropy_coef=1.0)
+    assert not torch.allclose(plain.actor.lm_head.weight, bonus.actor.lm_head.weight, atol=1e-5)
+    rows = layout([p["prompt_ids"] for p in prompts],
+                  [{"ids": [5, 6, 7], "finished": False}] * len(prompts),
+                  demo_tok.eos_token_id, demo_tok.pad_token_id).pack()
+    logp, entropy = plain._logps(plain.actor, rows, with_entropy=True)
+    assert logp.requires_grad and not entropy.requires_grad
+    logp, entropy = bonus._logps(bonus.actor, rows, with_entropy=True)
+    assert entropy.requires_grad and entropy > 0

@@ -135,7 +135,10 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         logp = response_logps(logits, rows)
         if not with_entropy:
             return logp, None
-        return logp, entropy_from_logits(logits[:, :-1], rows.response_mask)
+        # entropy is a statistic unless `entropy_coef` puts it in the loss; as a statistic it
+        # gets no graph (no backward through a second [tokens, vocab] softmax)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.entropy_coef != 0):
+            return logp, entropy_from_logits(logits[:, :-1], rows.response_mask)
 
     def _rollout_logps(self, replies: list[dict[str, Any]], rows: RolloutRows) -> torch.Tensor:
         """The behaviour policy's log-probs on the response grid, taken from the logits

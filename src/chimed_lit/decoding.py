@@ -75,7 +75,7 @@ def draw(logits: torch.Tensor, generator: torch.Generator | None = None) -> torc
 @torch.no_grad()
 def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
            max_new_tokens: int, do_sample: bool, temperature: float = 1.0, top_k: int = 0,
-           top_p: float = 1.0, eos_token_id: int, pad_token_id: int, with_logps: bool = False,
+           top_p: float = 1.0, eos_token_id: int | None, pad_token_id: int, with_logps: bool = False,
            streamer: Any = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """New tokens [B, T] for left-padded `input_ids` (rows that ended carry `pad_token_id`
     after their EOS; T < max_new_tokens when every row ended early) and, `with_logps`, each
@@ -112,7 +112,8 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
         tokens.append(token)
         if streamer is not None:
             streamer.put(token.cpu())
-        done = done | (token == eos_token_id)
+        if eos_token_id is not None:
+            done = done | (token == eos_token_id)
         if step == max_new_tokens - 1 or bool(done.all()):
             break
         mask = torch.cat([mask, ones], 1)

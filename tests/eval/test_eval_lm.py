@@ -29,6 +29,18 @@ def test_left_padded_batch_generation_matches_one_by_one(tiny_lm) -> None:
     assert any(batched)
 
 
+def test_greedy_generation_matches_hf_generate(tiny_lm) -> None:
+    """The evaluations' greedy replies come from the lean decoding loop; a model class that is
+    not transformers-native goes through HF `generate`: both must give the same text."""
+    import copy
+
+    model, tok = tiny_lm
+    lean = generate(model, tok, PROMPTS, max_new_tokens=12, batch_size=3, stops=())
+    other = copy.deepcopy(model)
+    other.__class__ = type("RemoteLM", (type(model),), {"__module__": "transformers_modules.x"})
+    assert generate(other, tok, PROMPTS, max_new_tokens=12, batch_size=3, stops=()) == lean
+
+
 def test_choice_fast_path_matches_full_scoring(tiny_lm) -> None:
     model, tok = tiny_lm
     letters = [["A", "B", "C", "D"]] * len(PROMPTS)

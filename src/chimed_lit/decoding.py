@@ -8,9 +8,9 @@ the last position's logits, then per step temperature -> top-k -> top-p (HF's or
 semantics), one uniform draw per row through the inverse CDF, EOS bookkeeping, and the sampled
 token's log-probability under logits / temperature for PPO.
 
-It runs models whose forward takes `past_key_values`, `position_ids` and `logits_to_keep`
-(every transformers-native causal LM, also under peft; the cache argument is
-`cache` or, in older model classes, `past_key_values`); other models (remote code) and a
+It runs models whose forward takes a KV cache object, `position_ids` and `logits_to_keep`:
+every transformers-native causal LM, also under peft (the cache goes in as `cache`, or as
+`past_key_values` where a model class still names it so). Other models (remote code) and a
 `repetition_penalty` go through HF `generate` (see `supports`).
 """
 

@@ -6,6 +6,9 @@ Knobs:
 - `scheduler`: `WarmupCosine` (warmup steps or ratio, cosine to a minimum ratio), stepped per
   optimizer step over `trainer.estimated_stepping_batches`.
 - `stage`: the metric namespace (`pretrain/train_loss`, `pretrain/val_ppl`, ...).
+- `loss_chunk`: compute the LM head and loss this many tokens at a time, never holding the
+  `[tokens, vocab]` logits (`chunked_loss.py`; a memory switch for large vocabularies). None:
+  the plain path. Models whose head is not a plain unsharded linear keep the plain path.
 Gradient clipping, accumulation and precision are the Trainer's (`trainer.gradient_clip_val`,
 `trainer.accumulate_grad_batches`, `trainer.precision`).
 """
@@ -19,6 +22,7 @@ import lightning as L
 import torch
 from torchmetrics import SumMetric
 
+from chimed_lit.chunked_loss import backbone_of, chunked_causal_lm_loss, plain_head
 from chimed_lit.document_attention import spans_kwargs
 from chimed_lit.losses import causal_lm_loss
 from chimed_lit.modules.sharding import ShardedModelHook
@@ -27,21 +31,34 @@ from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 
 class CausalLMModule(ShardedModelHook, L.LightningModule):
     def __init__(self, model: torch.nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: WarmupCosine | None = None, stage: str = "pretrain"):
+                 scheduler: WarmupCosine | None = None, stage: str = "pretrain",
+                 loss_chunk: int | None = None):
         super().__init__()
         self.model = model
         self.optimizer_fn, self.scheduler = optimizer, scheduler or WarmupCosine()
-        self.stage = stage
+        self.stage, self.loss_chunk = stage, loss_chunk
         self.val_loss_sum, self.val_tokens = SumMetric(), SumMetric()
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
         spans = spans_kwargs(self.model, inputs.get("position_ids"), inputs.get("attention_mask"))
-        return self.model(**inputs, use_cache=False, **spans).logits
+        return {**inputs, "use_cache": False, **spans}
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(**self._inputs(batch)).logits
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Next-token loss and its stats: through the chunked head when `loss_chunk` is set
+        and the model's head allows it, else from the full logits."""
+        head = plain_head(self.model) if self.loss_chunk else None
+        if head is None:
+            return causal_lm_loss(self(batch), batch["labels"])
+        hidden = backbone_of(self.model)(**self._inputs(batch)).last_hidden_state
+        return chunked_causal_lm_loss(hidden, head.weight, batch["labels"], self.loss_chunk)
 
     # 1. a training step: next-token loss on the target tokens
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss, stats = causal_lm_loss(self(batch), batch["labels"])
+        loss, stats = self.loss(batch)
         self.log(f"{self.stage}/train_loss", loss, prog_bar=True)
         self.log(f"{self.stage}/lr", self.optimizers().param_groups[0]["lr"])
         self.log(f"{self.stage}/train_tokens", stats["n_tokens"].float(), reduce_fx="sum")
@@ -49,7 +66,7 @@ class CausalLMModule(ShardedModelHook, L.LightningModule):
 
     # 2. validation: loss averaged per token over the whole set, and its perplexity
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        _, stats = causal_lm_loss(self(batch), batch["labels"])
+        _, stats = self.loss(batch)
         self.val_loss_sum.update(stats["loss_sum"])
         self.val_tokens.update(stats["n_tokens"].float())
 

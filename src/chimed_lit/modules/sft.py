@@ -1,6 +1,6 @@
 """`SFTModule`: supervised fine-tuning, the causal-LM machinery with assistant-only targets.
 
-Knobs are `CausalLMModule`'s (optimizer, scheduler, stage). What differs lives in the data:
+Knobs are `CausalLMModule`'s (optimizer, scheduler, stage, loss_chunk). What differs lives in the data:
 `SFTDataModule` sets labels on assistant tokens and their EOS only, so the same next-token loss
 is the assistant-token loss, logged as `sft/train_loss`, `sft/val_loss`, `sft/val_ppl`.
 """

@@ -124,3 +124,24 @@ def test_heads_it_cannot_compute_keep_the_plain_path(tiny):
     torch.testing.assert_close(module.loss(batch)[0],
                                causal_lm_loss(biased(input_ids=batch["input_ids"]).logits,
                                               batch["labels"])[0])
+
+
+def test_bf16_and_autocast_stay_within_bf16_rounding():
+    """Half-precision runs: bf16 weights (`bf16-true`) and fp32 weights under CPU autocast
+    (`bf16-mixed`). The weight gradient is summed over chunks in fp32, so it differs from the
+    plain bf16 path by bf16 rounding only."""
+    g = torch.Generator().manual_seed(0)
+    hidden, weight = torch.randn(2, 33, 64, generator=g), torch.randn(500, 64, generator=g)
+    labels = torch.randint(0, 500, (2, 33), generator=g)
+    for dtype, autocast in ((torch.bfloat16, False), (torch.float32, True)):
+        h = hidden.to(dtype).requires_grad_()
+        w = weight.to(dtype).requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            want, _ = causal_lm_loss(h @ w.T, labels)
+            want_g = torch.autograd.grad(want, (h, w))
+            got, _ = chunked_causal_lm_loss(h, w, labels, 16)
+            got_g = torch.autograd.grad(got, (h, w))
+        torch.testing.assert_close(got, want, atol=1e-3, rtol=1e-3)
+        for a, b in zip(want_g, got_g, strict=True):
+            assert b.dtype == dtype
+            assert float((a.float() - b.float()).abs().max() / a.float().abs().max()) < 0.02

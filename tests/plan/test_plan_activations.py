@@ -8,6 +8,9 @@ from chimed_lit.planning.model_size import ModelShape
 # a LLaMA-2-13B-like shape: 40 layers, hidden 5120, 40 heads, vocab 39424
 SHAPE = ModelShape(params=13_000_000_000, largest_layer_params=0, layers=40, hidden=5120,
                    heads=40, kv_heads=40, head_dim=128, vocab=39424)
+QWEN_VOCAB = 152064
+SHAPE_QWEN = ModelShape(params=14_000_000_000, largest_layer_params=0, layers=40, hidden=5120,
+                        heads=40, kv_heads=40, head_dim=128, vocab=QWEN_VOCAB)
 
 
 def test_layer_formula_by_hand():
@@ -26,6 +29,26 @@ def test_whole_model_with_and_without_checkpointing_by_hand():
     # each layer keeps its 2sbh input; one layer's activations are rebuilt at a time
     assert on.total == 40 * 2 * s * b * h + 775_946_240 + output
     assert on.total < off.total / 10
+
+
+def test_chunked_loss_output_by_hand():
+    """`loss_chunk=c`: one chunk's fp32 logits (4cv), the fp32 head-weight gradient (4vh) and
+    the hidden states' gradient (4sbh) the forward stores, instead of 4sbv."""
+    s, b, h, v, c = 4096, 4, 5120, 152064, 1024
+    full = activations(SHAPE_QWEN, s, b, checkpointing=True, fused_attention=True)
+    chunked = activations(SHAPE_QWEN, s, b, checkpointing=True, fused_attention=True,
+                          loss_chunk=c)
+    assert full.output == 4 * s * b * h + 4 * s * b * v
+    assert chunked.output == 4 * s * b * h + 4 * c * v + 4 * v * h + 4 * s * b * h
+    assert chunked.layers == full.layers
+    # 16k tokens: 10 GB of logits against 0.6 (a chunk) + 3.1 (weight gradient) + 0.3 GB
+    assert full.output - chunked.output > 5e9
+    # 4k tokens with hidden 5,120: the weight gradient outweighs the logits it replaces
+    assert (activations(SHAPE_QWEN, 4096, 1, True, True, loss_chunk=c).output
+            > activations(SHAPE_QWEN, 4096, 1, True, True).output)
+    # a chunk larger than the micro-batch holds the micro-batch's logits at most
+    assert activations(SHAPE_QWEN, 16, 1, True, True, loss_chunk=c).output == (
+        4 * 16 * h + 4 * 16 * v + 4 * v * h + 4 * 16 * h)
 
 
 def test_activations_grow_linearly_with_batch_and_without_scores_with_length():

@@ -9,6 +9,9 @@ them, which is the paper's selective recomputation: 34sbh (Sec. 4.2). With full 
 checkpointing each layer keeps only its 2sbh input, and one layer's activations are rebuilt at a
 time during backward (Sec. 4.3 / 5). The output side adds 2sbh (final norm), 2sbh (output
 projection input) and 4sbv fp32 logits for the cross entropy (Sec. 4.3), v the vocabulary.
+With the chunked loss (`stage.module.loss_chunk=c`, chunked_loss.py) the logits never exist
+whole: one chunk's 4cv, plus what the forward stores for the backward, the fp32 gradient of the
+head's weight (4vh) and the hidden states' gradient (4sbh).
 """
 
 from __future__ import annotations
@@ -34,11 +37,16 @@ class Activations:
 
 
 def activations(shape: ModelShape, seq: int, micro_batch: int, checkpointing: bool,
-                fused_attention: bool, lm_head: bool = True) -> Activations:
-    """Peak activation bytes of one forward/backward of `micro_batch` rows of `seq` tokens."""
+                fused_attention: bool, lm_head: bool = True, loss_chunk: int = 0) -> Activations:
+    """Peak activation bytes of one forward/backward of `micro_batch` rows of `seq` tokens
+    (`loss_chunk`: the chunked LM head + loss, 0 for the full logits)."""
     s, b, h = seq, micro_batch, shape.hidden
     one = layer_bytes(s, b, h, shape.heads, fused_attention)
     layers = shape.layers * 2 * s * b * h + one if checkpointing else shape.layers * one
+    if lm_head and loss_chunk:
+        v = shape.vocab
+        return Activations(layers, 4 * s * b * h + 4 * min(loss_chunk, s * b) * v + 4 * v * h
+                           + 4 * s * b * h)
     vocab = shape.vocab if lm_head else 1
     return Activations(layers, 4 * s * b * h + 4 * s * b * vocab)
 

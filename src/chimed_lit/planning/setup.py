@@ -31,6 +31,7 @@ class StageSetup:
     rollout_tokens: int = 0
     minibatch: int = 0
     dpo_reference: bool = True
+    loss_chunk: int = 0          # causal_lm: `stage.module.loss_chunk` (0: full logits)
 
     @property
     def gpus(self) -> int:
@@ -96,4 +97,4 @@ def stage_setup(cfg: DictConfig) -> StageSetup:
     if kind == "dpo":
         return StageSetup(**common, dpo_reference=str(module.get("loss_type", "sigmoid"))
                           not in ("orpo", "simpo"))
-    return StageSetup(**common)
+    return StageSetup(**common, loss_chunk=int(module.get("loss_chunk") or 0))

@@ -88,7 +88,7 @@ def _train_activations(setup: StageSetup, lm: ModelShape, rm: ModelShape, ckpt: 
     rows = 2 * setup.micro_batch if setup.kind in ("reward", "dpo") else setup.micro_batch
     shape = rm if setup.kind == "reward" else lm
     return activations(shape, setup.seq_len, rows, ckpt, fused,
-                       lm_head=setup.kind != "reward").total
+                       lm_head=setup.kind != "reward", loss_chunk=setup.loss_chunk).total
 
 
 def plan_stage(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> StagePlan:

@@ -29,24 +29,18 @@ PLAIN_HEAD_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 
 
 def plain_head(model: torch.nn.Module) -> torch.nn.Linear | None:
-    """The output `nn.Linear` of `model` when the chunked loss computes its logits exactly
-    (a known model type, no bias, weight neither a DTensor shard nor a ZeRO-3 partition);
-    None otherwise."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if getattr(base.config, "model_type", None) not in PLAIN_HEAD_TYPES:
+    """The output `nn.Linear` of `model` (peft passes the lookup through) when the chunked loss
+    computes its logits exactly (a known model type, no bias, weight neither a DTensor shard
+    nor a ZeRO-3 partition); None otherwise."""
+    if getattr(model.config, "model_type", None) not in PLAIN_HEAD_TYPES:
         return None
-    head = base.get_output_embeddings()
+    head = model.get_output_embeddings()
     if type(head) is not torch.nn.Linear or head.bias is not None:
         return None
     weight = head.weight
     if hasattr(weight, "ds_id") or type(weight).__name__ == "DTensor":
         return None
     return head
-
-
-def backbone_of(model: torch.nn.Module) -> torch.nn.Module:
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return getattr(base, base.base_model_prefix)
 
 
 class _LinearCrossEntropy(torch.autograd.Function):

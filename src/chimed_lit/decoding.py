@@ -11,7 +11,7 @@ token's log-probability under logits / temperature for PPO.
 It runs models whose forward takes a KV cache object, `position_ids` and `logits_to_keep`:
 every transformers-native causal LM, also under peft (the cache goes in as `cache`, or as
 `past_key_values` where a model class still names it so). Other models (remote code) and a
-`repetition_penalty` go through HF `generate` (see `supports`).
+`repetition_penalty` go through HF `generate`: `new_tokens` picks the path (`supports`).
 """
 
 from __future__ import annotations
@@ -24,30 +24,37 @@ import torch
 from chimed_lit.errors import ConfigError
 
 
+def _base(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model under a peft wrapper (the model itself otherwise)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def supports(model: torch.nn.Module, repetition_penalty: float) -> bool:
     """Whether `sample` can run `model`: a transformers-native causal LM (peft-wrapped or
     not) and no repetition penalty, the one `Sampling` knob this loop leaves to HF."""
     if repetition_penalty != 1.0:
         return False
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return type(base).__module__.startswith("transformers.models.")
+    return type(_base(model)).__module__.startswith("transformers.models.")
 
 
 def _cache_kwarg(model: torch.nn.Module) -> str:
     """The forward's name for the KV cache: `cache` (transformers >= 5.24), or the older
     `past_key_values` that some model classes still take."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(type(base).forward).parameters
+    params = inspect.signature(type(_base(model)).forward).parameters
     return "cache" if "cache" in params else "past_key_values"
+
+
+def _check_temperature(temperature: float) -> None:
+    if temperature <= 0:
+        raise ConfigError(f"sampling.temperature must be > 0 (got {temperature}); "
+                          "use do_sample=false for greedy decoding")
 
 
 def warp(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     """Logits with temperature applied and tokens outside top-k / the top-p nucleus set to
     -inf, as HF's Temperature -> TopK -> TopP warpers do (top-p keeps a token while the mass
     of the tokens ranked above it is below `top_p`, so at least one token stays)."""
-    if temperature <= 0:
-        raise ConfigError(f"sampling.temperature must be > 0 (got {temperature}); "
-                          "use do_sample=false for greedy decoding")
+    _check_temperature(temperature)
     if temperature != 1.0:
         logits = logits / temperature
     if top_k and 0 < top_k < logits.shape[-1]:
@@ -82,9 +89,8 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     token's log-probability under logits / temperature (greedy: under the raw logits)."""
     from transformers import DynamicCache
 
-    if do_sample and temperature <= 0:
-        raise ConfigError(f"sampling.temperature must be > 0 (got {temperature}); "
-                          "use do_sample=false for greedy decoding")
+    if do_sample:
+        _check_temperature(temperature)
     batch = input_ids.shape[0]
     mask = attention_mask.long()
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -126,3 +132,34 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
     new = torch.cat(tokens, 1) if tokens else empty
     out_logps = (torch.cat(logps, 1) if logps else empty.float()) if with_logps else None
     return new, out_logps
+
+
+def new_tokens(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+               max_new_tokens: int, do_sample: bool, temperature: float = 1.0, top_k: int = 0,
+               top_p: float = 1.0, repetition_penalty: float = 1.0, eos_token_id: int | None,
+               pad_token_id: int, with_logps: bool = False, streamer: Any = None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`sample`'s result for any causal LM: the lean loop where `supports` says so, else HF
+    `generate` (remote-code models, a repetition penalty) with the log-probs read from the
+    logits it returns."""
+    if supports(model, repetition_penalty):
+        return sample(model, input_ids, attention_mask, max_new_tokens=max_new_tokens,
+                      do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,
+                      eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                      with_logps=with_logps, streamer=streamer)
+    knobs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
+                             "repetition_penalty": repetition_penalty}
+    if do_sample:
+        knobs.update(temperature=temperature, top_p=top_p, top_k=top_k)
+    extra = {"output_logits": True, "return_dict_in_generate": True} if with_logps else {}
+    out = model.generate(input_ids=input_ids, attention_mask=attention_mask,
+                         pad_token_id=pad_token_id, eos_token_id=eos_token_id,
+                         streamer=streamer, **knobs, **extra)
+    new = (out.sequences if with_logps else out)[:, input_ids.shape[1]:]
+    if not with_logps:
+        return new, None
+    scale = temperature if do_sample and temperature != 1.0 else 1.0
+    # one step at a time, so no [batch, new tokens, vocab] tensor is built
+    cols = [torch.log_softmax(step.float() / scale, -1).gather(-1, new[:, t, None]).squeeze(-1)
+            for t, step in enumerate(out.logits)]
+    return new, torch.stack(cols, 1)

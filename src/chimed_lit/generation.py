@@ -7,7 +7,7 @@ PPO rollouts and rejection sampling.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -29,13 +29,6 @@ class Sampling:
     top_p: float = 0.9
     top_k: int = 0
     repetition_penalty: float = 1.0
-
-    def kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
-                              "repetition_penalty": self.repetition_penalty}
-        if self.do_sample:
-            kw.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
-        return kw
 
 
 def load_for_inference(pretrained: str, dtype: str = "float32", trust_remote_code: bool = False,
@@ -98,19 +91,10 @@ def generate(model, tokenizer, prompts: list[list[int]], sampling: Sampling,
         ids[i, width - len(p):] = torch.tensor(p)
         mask[i, width - len(p):] = 1
     device = next(model.parameters()).device
-    if decoding.supports(model, sampling.repetition_penalty):
-        new, logps = decoding.sample(
-            model, ids.to(device), mask.to(device), max_new_tokens=sampling.max_new_tokens,
-            do_sample=sampling.do_sample, temperature=sampling.temperature,
-            top_k=sampling.top_k, top_p=sampling.top_p, eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=pad, with_logps=with_logps, streamer=streamer)
-    else:  # remote-code models, repetition penalty: HF generate
-        extra = {"output_logits": True, "return_dict_in_generate": True} if with_logps else {}
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
-                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-                             streamer=streamer, **sampling.kwargs(), **extra)
-        new = (out.sequences if with_logps else out)[:, width:]
-        logps = _sampled_logps(out.logits, new, sampling) if with_logps else None
+    new, logps = decoding.new_tokens(model, ids.to(device), mask.to(device),
+                                     **asdict(sampling),
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=pad,
+                                     with_logps=with_logps, streamer=streamer)
     results = []
     for i, row in enumerate(new.tolist()):
         finished = tokenizer.eos_token_id in row
@@ -120,17 +104,6 @@ def generate(model, tokenizer, prompts: list[list[int]], sampling: Sampling,
         if logps is not None:
             results[-1]["logps"] = logps[i, : len(body) + finished]
     return results
-
-
-def _sampled_logps(logits: tuple[torch.Tensor, ...], tokens: torch.Tensor, sampling: Sampling
-                   ) -> torch.Tensor:
-    """[batch, new tokens] log-probs of the generated tokens under logits / temperature (the
-    distribution PPO's ratio compares; top-k/top-p truncation is not part of it), one step at a
-    time so no [batch, new, vocab] tensor is built."""
-    scale = sampling.temperature if sampling.do_sample and sampling.temperature != 1.0 else 1.0
-    cols = [torch.log_softmax(step.float() / scale, -1).gather(-1, tokens[:, t, None]).squeeze(-1)
-            for t, step in enumerate(logits)]
-    return torch.stack(cols, 1)
 
 
 def render_prompts(tokenizer, conversations: list[list[dict[str, str]]], template: str

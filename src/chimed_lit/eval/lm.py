@@ -94,13 +94,8 @@ def generate(
     for chunk in batched(prompts, batch_size):
         rows = [encode(tokenizer, p)[-limit:] for p in chunk]
         ids, mask = _stack(rows, pad, left=True, device=device)
-        if decoding.supports(model, 1.0):  # the lean loop: same greedy tokens, less overhead
-            new, _ = decoding.sample(model, ids, mask, max_new_tokens=max_new_tokens,
+        new, _ = decoding.new_tokens(model, ids, mask, max_new_tokens=max_new_tokens,
                                      do_sample=False, eos_token_id=eos, pad_token_id=pad)
-        else:
-            new = model.generate(input_ids=ids, attention_mask=mask,
-                                 max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=pad, eos_token_id=eos)[:, ids.shape[1]:]
         for row in new:
             text = tokenizer.decode(row.tolist(), skip_special_tokens=True)
             outputs.append(cut_at_stop(text, stops))

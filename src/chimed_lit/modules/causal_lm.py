@@ -22,7 +22,7 @@ import lightning as L
 import torch
 from torchmetrics import SumMetric
 
-from chimed_lit.chunked_loss import backbone_of, chunked_causal_lm_loss, plain_head
+from chimed_lit.chunked_loss import chunked_causal_lm_loss, plain_head
 from chimed_lit.document_attention import spans_kwargs
 from chimed_lit.losses import causal_lm_loss
 from chimed_lit.modules.sharding import ShardedModelHook
@@ -53,7 +53,7 @@ class CausalLMModule(ShardedModelHook, L.LightningModule):
         head = plain_head(self.model) if self.loss_chunk else None
         if head is None:
             return causal_lm_loss(self(batch), batch["labels"])
-        hidden = backbone_of(self.model)(**self._inputs(batch)).last_hidden_state
+        hidden = self.model.get_decoder()(**self._inputs(batch)).last_hidden_state
         return chunked_causal_lm_loss(hidden, head.weight, batch["labels"], self.loss_chunk)
 
     # 1. a training step: next-token loss on the target tokens

@@ -34,7 +34,7 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
     for side, reps in runs.items():
         ok = [r for r in reps if r.get("rate") is not None]
         row: dict[str, Any] = {"repeats": len(ok), "errors": [r["error"] for r in reps if r.get("error")]}
-        for key in ("rate", "rate_cpu", "mfu", "generate_frac", "step_s"):
+        for key in ("rate", "rate_cpu", "mfu", "generate_frac", "step_s", "first_step_s"):
             row[key] = median([r.get(key) for r in ok])
         row["rates"] = [r["rate"] for r in ok]
         rss = [r["peak_rss_mb"] for r in ok if r.get("peak_rss_mb")]
@@ -52,8 +52,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
 
 
 def format_variants(results: dict[str, dict[str, Any]]) -> str:
-    """Our config variants (packed SFT, gradient checkpointing) against each peer side: rate
-    ratio and peak RSS side by side."""
+    """Our config variants (packed SFT, gradient checkpointing, compiled decoding) against each
+    peer side: rate ratio, peak RSS side by side, and the first step's time (a compile's cost)."""
     lines = []
     for stage, entry in results.items():
         sides = entry["sides"]
@@ -61,7 +61,8 @@ def format_variants(results: dict[str, dict[str, Any]]) -> str:
             for peer, x in (row.get("over_peer") or {}).items():
                 lines.append(f"{stage:<9} {side:<12} / {peer:<16} {_fmt(x, '5.2f')}x   RSS "
                              f"{_fmt(row.get('peak_rss_mb'), '.0f')} vs "
-                             f"{_fmt(sides[peer].get('peak_rss_mb'), '.0f')} MB")
+                             f"{_fmt(sides[peer].get('peak_rss_mb'), '.0f')} MB   first step "
+                             f"{_fmt(row.get('first_step_s'), '.1f')} s")
     return "\n".join(lines)
 
 

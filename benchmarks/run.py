@@ -131,6 +131,9 @@ def compare(stages: list[str], p: dict[str, Any], work: dict[str, Any], args, pe
         if stage in CHECKPOINTING_ROWS:  # TRL's defaults checkpoint activations: so can we
             sides.append(("ours_ckpt", sys.executable, "benchmarks.ours",
                           {"extra_overrides": ["model.gradient_checkpointing=true"]}))
+        if stage == "rlhf":  # the opt-in compiled decode step (its compile falls in the warmup)
+            sides.append(("ours_compiled", sys.executable, "benchmarks.ours",
+                          {"extra_overrides": ["stage.module.sampling.compile=true"]}))
         if not args.no_peer:
             python = str(peer_env.ensure()) if stage == "rlhf" else sys.executable
             tag = "trl112" if stage == "rlhf" else "trl"

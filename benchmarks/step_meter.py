@@ -78,6 +78,7 @@ class StepMeter:
         elapsed = self.ends[-1] - self.ends[w]
         sl = slice(w + 1, None)
         return {"steps": len(self.ends), "timed_steps": len(self.ends) - w - 1,
+                "first_step_s": self.ends[0] - self.started,  # one-off costs (a compile) show here
                 "elapsed_s": elapsed, "cpu_s": self.cpu[-1] - self.cpu[w],
                 "tokens": sum(self.tokens[sl]),
                 "pairs": sum(self.pairs[sl]), "items": sum(self.items[sl]),

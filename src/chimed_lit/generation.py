@@ -21,7 +21,9 @@ from chimed_lit.errors import CheckpointError
 
 @dataclass
 class Sampling:
-    """Sampling knobs (greedy when `do_sample` is false)."""
+    """Sampling knobs (greedy when `do_sample` is false). `compile`: the decode step runs
+    compiled over a static KV cache (decoding.py): a one-off compile per batch size, then faster
+    decoding; for long PPO runs."""
 
     max_new_tokens: int = 128
     do_sample: bool = False
@@ -29,6 +31,7 @@ class Sampling:
     top_p: float = 0.9
     top_k: int = 0
     repetition_penalty: float = 1.0
+    compile: bool = False
 
 
 def load_for_inference(pretrained: str, dtype: str = "float32", trust_remote_code: bool = False,

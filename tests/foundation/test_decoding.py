@@ -154,3 +154,51 @@ def test_models_from_elsewhere_go_to_hf_generate(tiny):
     greedy = Sampling(max_new_tokens=8)
     assert ([r["ids"] for r in generate(other, tok, prompts, greedy)]
             == [r["ids"] for r in generate(model, tok, prompts, greedy)])
+
+
+def test_compiled_static_cache_decoding_matches_the_eager_loop(tiny):
+    """`compile=True` (a compiled decode step over a static cache): the same greedy tokens,
+    EOS padding and log-probs as the eager loop, and one graph serves later batches of the same
+    size whose prompts pad to another width inside the same cache bucket (no recompile)."""
+    from torch._dynamo.utils import counters
+
+    model, tok, prompts = tiny
+    eos = generate(model, tok, prompts, Sampling(max_new_tokens=8, do_sample=False))[1]["ids"][3]
+
+    def run(batch, compile):
+        width = max(map(len, batch))
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in batch])
+        mask = (ids != tok.pad_token_id).long()
+        return decoding.sample(model, ids, mask, max_new_tokens=8, do_sample=False, eos_token_id=eos,
+                               pad_token_id=tok.pad_token_id, with_logps=True, compile=compile)
+
+    torch._dynamo.reset()
+    counters.clear()
+    eager_new, eager_logps = run(prompts, False)
+    new, logps = run(prompts, True)
+    assert torch.equal(new, eager_new) and eos in new[1].tolist()
+    torch.testing.assert_close(logps, eager_logps, atol=1e-5, rtol=1e-5)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs >= 1
+    longer = [p + p[1:] for p in prompts]  # a wider left-padded batch, same size, same bucket
+    assert max(map(len, longer)) + 8 <= decoding.CACHE_BUCKET
+    again, _ = run(longer, True)
+    assert torch.equal(again, run(longer, False)[0])
+    assert counters["stats"]["unique_graphs"] == graphs  # no new graph for the new width
+
+
+def test_compile_falls_back_or_explains(tiny, monkeypatch):
+    """A model class without static-cache compile support decodes eagerly (warned, same tokens);
+    on CPU without a C++ compiler `compile=True` is a ConfigError naming the knob."""
+    model, tok, prompts = tiny
+    greedy = Sampling(max_new_tokens=5, do_sample=False)
+    want = [r["ids"] for r in generate(model, tok, prompts, greedy)]
+    plain = copy.deepcopy(model)
+    plain._can_compile_fullgraph = False
+    with pytest.warns(UserWarning, match="static"):
+        got = generate(plain, tok, prompts, Sampling(max_new_tokens=5, do_sample=False, compile=True))
+    assert [r["ids"] for r in got] == want
+    monkeypatch.setenv("CXX", "")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ConfigError, match="sampling.compile=true needs a C\\+\\+ compiler"):
+        generate(model, tok, prompts, Sampling(max_new_tokens=5, do_sample=False, compile=True))

@@ -178,8 +178,7 @@ def sample(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torc
         if step == max_new_tokens - 1 or bool(done.all()):
             break
         if compile:
-            mask = mask.clone()  # not in place: the compiled graph may still hold the last one
-            mask[:, width + step] = 1
+            mask[:, width + step] = 1  # in place: the mask already spans the whole cache
         else:
             mask = torch.cat([mask, ones], 1)
         logits = step_fn(model, token, mask, next_pos, cache)
@@ -199,7 +198,7 @@ def new_tokens(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: 
                compile: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """`sample`'s result for any causal LM: the lean loop where `supports` says so, else HF
     `generate` (remote-code models, a repetition penalty) with the log-probs read from the
-    logits it returns; `compile` applies to the lean loop only)."""
+    logits it returns (`compile` applies to the lean loop only)."""
     if supports(model, repetition_penalty):
         return sample(model, input_ids, attention_mask, max_new_tokens=max_new_tokens,
                       do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p,

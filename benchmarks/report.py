@@ -39,6 +39,8 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
         row["rates"] = [r["rate"] for r in ok]
         rss = [r["peak_rss_mb"] for r in ok if r.get("peak_rss_mb")]
         row["peak_rss_mb"] = max(rss) if rss else None
+        gpu = [r["peak_gpu_mb"] for r in ok if r.get("peak_gpu_mb")]  # CUDA runs only
+        row["peak_gpu_mb"] = max(gpu) if gpu else None
         out[side] = row
     ours = out.get("ours", {})
     peers = {side: row for side, row in out.items() if not side.startswith("ours")}
@@ -83,7 +85,8 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
                 f"{stage:<9} {side:<14} {_fmt(row.get('rate'), '10.1f')} {entry['unit']:<9} "
                 f"{_fmt(None if row.get('mfu') is None else 100 * row['mfu'], '5.1f')}% "
                 f"{_fmt(row.get('peak_rss_mb'), '7.0f')} {_fmt(x, '6.2f') + 'x' if x else '-':>7} "
-                f"{_fmt(xc, '8.2f') + 'x' if xc else '-':>9}")
+                f"{_fmt(xc, '8.2f') + 'x' if xc else '-':>9}"
+                + (f"  GPU {row['peak_gpu_mb']:.0f} MB" if row.get("peak_gpu_mb") else ""))
     return "\n".join(lines)
 
 

@@ -112,7 +112,9 @@ def rate_and_mfu(stage: str, res: dict[str, Any], arch: dict[str, Any], peak: fl
 
 
 def measure_peak(python: str, threads: int, dtype: str, device: str) -> float:
-    out = subprocess.run([python, "-m", "benchmarks.peak", dtype, "1024", device], cwd=ROOT,
+    # a GPU reaches its matmul peak only on large squares (1,024 x 1,024 is launch-bound there)
+    n = "8192" if device == "cuda" else "1024"
+    out = subprocess.run([python, "-m", "benchmarks.peak", dtype, n, device], cwd=ROOT,
                          env=_env(threads), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["flops"]
 

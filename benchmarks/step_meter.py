@@ -60,6 +60,8 @@ class StepMeter:
         self._pending = (t, p, n)
 
     def step_end(self, **extra: float) -> None:
+        if torch.cuda.is_initialized():  # kernels run asynchronously: a step ends when they do
+            torch.cuda.synchronize()
         self.ends.append(time.perf_counter())
         self.cpu.append(time.process_time())
         self.rss_at_step_end = peak_rss_mb()
@@ -84,7 +86,9 @@ class StepMeter:
                 "pairs": sum(self.pairs[sl]), "items": sum(self.items[sl]),
                 "extra": {k: sum(v[sl]) for k, v in self.extra.items()},
                 "step_times": [round(b - a, 4) for a, b in zip(self.ends[:-1], self.ends[1:], strict=True)],
-                "peak_rss_mb": self.rss_at_step_end, "peak_rss_process_mb": peak_rss_mb()}
+                "peak_rss_mb": self.rss_at_step_end, "peak_rss_process_mb": peak_rss_mb(),
+                "peak_gpu_mb": (torch.cuda.max_memory_allocated() / 2**20
+                                if torch.cuda.is_initialized() else None)}
 
     def write(self) -> None:
         self.path.write_text(json.dumps(self.summary()))

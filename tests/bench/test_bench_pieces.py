@@ -73,6 +73,11 @@ def test_ratio_median_mfu_and_table():
     assert sides["trl_default"]["errors"] == ["exit 1"]
     table = report.format_table({"pretrain": {"unit": "tokens/s", "sides": sides}})
     assert "2.50x" in table and " 30.0%" in table and "trl_default" in table
+    assert "GPU" not in table  # CPU runs have no GPU memory column
+    cuda_runs = {"ours": [{"rate": 10.0, "peak_gpu_mb": 900.0}, {"rate": 12.0, "peak_gpu_mb": 950.0}]}
+    cuda_sides = report.summarise(cuda_runs)
+    assert cuda_sides["ours"]["peak_gpu_mb"] == 950.0
+    assert "GPU 950 MB" in report.format_table({"pretrain": {"unit": "tokens/s", "sides": cuda_sides}})
     # a variant of our config (here: checkpointing) gets its own ratio to each peer side
     runs["ours_ckpt"] = [{"rate": 120.0, "peak_rss_mb": 700.0}]
     sides = report.summarise(runs)
@@ -128,3 +133,4 @@ def test_lightning_meter_ends_a_step_before_other_callbacks(tmp_path):
     assert result["steps"] == 5
     assert max(result["step_times"]) < 0.25, result["step_times"]
     assert result["first_step_s"] >= 0.4
+    assert result["peak_gpu_mb"] is None  # no CUDA here

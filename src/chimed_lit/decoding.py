@@ -22,6 +22,7 @@ again). On CPU that takes a C++ compiler and ~20 s once for a 7M model, and then
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -94,9 +95,6 @@ def _decode_step(model: torch.nn.Module, token: torch.Tensor, mask: torch.Tensor
                  **cache).logits[:, -1]
 
 
-_compiled_step: Any = None
-
-
 def _can_compile(model: torch.nn.Module, device: torch.device) -> bool:
     """Whether `compile=True` can run: a model class transformers marks as compilable with a
     static cache (else the eager loop runs, with a warning), and on CPU a C++ compiler for
@@ -116,13 +114,12 @@ def _can_compile(model: torch.nn.Module, device: torch.device) -> bool:
     return True
 
 
+@functools.cache
 def _compiled_decode_step() -> Any:
-    """One compiled `_decode_step` for the process (dynamo guards on the model it is given, so
-    each model gets its own graph): static shapes, no recompiles between equal batches."""
-    global _compiled_step
-    if _compiled_step is None:
-        _compiled_step = torch.compile(_decode_step, dynamic=False)
-    return _compiled_step
+    """One compiled `_decode_step` for the process, made on first use so importing this module
+    does not load dynamo (dynamo guards on the model it is given, so each model gets its own
+    graph): static shapes, no recompiles between equal batches."""
+    return torch.compile(_decode_step, dynamic=False)
 
 
 @torch.no_grad()

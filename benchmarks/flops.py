@@ -45,11 +45,14 @@ def attention_dim(arch: Mapping[str, Any]) -> int:
     return heads * (arch.get("head_dim") or arch["hidden_size"] // heads)
 
 
-def train_flops(arch: Mapping[str, Any], tokens: int, pairs: int, head: str = "lm",
-                forward_only_copies: int = 0) -> float:
+def train_flops(
+    arch: Mapping[str, Any], tokens: int, pairs: int, head: str = "lm", forward_only_copies: int = 0
+) -> float:
     """FLOPs of training on `tokens` real tokens whose documents hold `pairs` causal pairs.
     `forward_only_copies` adds frozen models run forward on the same tokens (DPO's reference:
     1), at a third of the training cost each."""
-    per_pass = 2 * matmul_params(arch, head) * tokens + 4 * arch["num_hidden_layers"] * \
-        attention_dim(arch) * pairs
+    per_pass = (
+        2 * matmul_params(arch, head) * tokens
+        + 4 * arch["num_hidden_layers"] * attention_dim(arch) * pairs
+    )
     return 3 * per_pass + forward_only_copies * per_pass

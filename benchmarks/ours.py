@@ -21,16 +21,25 @@ DATA = {"pretrain": "pretrain", "sft": "sft", "reward": "pref", "dpo": "pref", "
 def overrides(spec: dict[str, Any], out_dir: str, meter_path: str) -> list[str]:
     w, stage = spec["workload"], spec["stage"]
     data = w[DATA[stage]]
-    args = [f"stage={stage}", f"paths.output_dir={out_dir}", "logger=none",
-            f"model.pretrained={w['init']}", f"seed={spec.get('seed', 0)}",
-            f"trainer.max_steps={spec['steps']}", "trainer.limit_val_batches=0",
-            f"trainer.val_check_interval={spec['steps']}", "trainer.enable_progress_bar=false",
-            f"checkpoint.every_n_steps={10 * spec['steps'] + 1000}",
-            f"data.train_files=[{data['train']}]", f"data.val_files=[{data['val']}]",
-            f"data.batch_size={spec['batch']}",
-            "+callbacks.bench_meter._target_=benchmarks.step_meter.LightningMeter",
-            f"+callbacks.bench_meter.path={meter_path}", f"+callbacks.bench_meter.pad_id={w['pad_id']}",
-            f"+callbacks.bench_meter.warmup={spec['warmup']}"]
+    args = [
+        f"stage={stage}",
+        f"paths.output_dir={out_dir}",
+        "logger=none",
+        f"model.pretrained={w['init']}",
+        f"seed={spec.get('seed', 0)}",
+        f"trainer.max_steps={spec['steps']}",
+        "trainer.limit_val_batches=0",
+        f"trainer.val_check_interval={spec['steps']}",
+        "trainer.enable_progress_bar=false",
+        f"checkpoint.every_n_steps={10 * spec['steps'] + 1000}",
+        f"data.train_files=[{data['train']}]",
+        f"data.val_files=[{data['val']}]",
+        f"data.batch_size={spec['batch']}",
+        "+callbacks.bench_meter._target_=benchmarks.step_meter.LightningMeter",
+        f"+callbacks.bench_meter.path={meter_path}",
+        f"+callbacks.bench_meter.pad_id={w['pad_id']}",
+        f"+callbacks.bench_meter.warmup={spec['warmup']}",
+    ]
     if spec.get("device") == "cuda":
         args += ["trainer=gpu"]
     if stage in ("pretrain", "sft", "reward", "dpo"):
@@ -41,24 +50,32 @@ def overrides(spec: dict[str, Any], out_dir: str, meter_path: str) -> list[str]:
         args += ["stage.needs=[]"]
     if stage == "rlhf":
         ppo = spec["ppo"]
-        args += ["stage.needs=[]", f"stage.policy={w['init']}", f"stage.reward_model={w['reward_init']}",
-                 f"stage.module.sampling.max_new_tokens={ppo['response_length']}",
-                 f"stage.module.ppo_epochs={ppo['ppo_epochs']}",
-                 f"stage.module.minibatch_size={ppo['minibatch']}",
-                 "stage.module.target_approx_kl=null", "stage.module.table_every_n_steps=0",
-                 f"data.max_length={w['prompts']['max_length']}"]
+        args += [
+            "stage.needs=[]",
+            f"stage.policy={w['init']}",
+            f"stage.reward_model={w['reward_init']}",
+            f"stage.module.sampling.max_new_tokens={ppo['response_length']}",
+            f"stage.module.ppo_epochs={ppo['ppo_epochs']}",
+            f"stage.module.minibatch_size={ppo['minibatch']}",
+            "stage.module.target_approx_kl=null",
+            "stage.module.table_every_n_steps=0",
+            f"data.max_length={w['prompts']['max_length']}",
+        ]
     return args + list(spec.get("extra_overrides", []))
 
 
 def main(spec_file: str, out_file: str) -> int:
     spec = json.loads(Path(spec_file).read_text())
-    from chimed_lit.cli import main as cli
+    from chimed_lit.cli.main import main as cli
 
     with tempfile.TemporaryDirectory(prefix="bench-ours-") as tmp:
         meter = Path(tmp) / "meter.json"
         code = cli(["fit", *overrides(spec, str(Path(tmp) / "run"), str(meter))])
-        result = json.loads(meter.read_text()) if meter.is_file() else {
-            "error": f"chimed-lit fit exited {code} without timing"}
+        result = (
+            json.loads(meter.read_text())
+            if meter.is_file()
+            else {"error": f"chimed-lit fit exited {code} without timing"}
+        )
     Path(out_file).write_text(json.dumps(result))
     return 0 if code in (0, None) else int(code)
 

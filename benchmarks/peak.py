@@ -8,8 +8,9 @@ import sys
 import time
 
 
-def matmul_peak(dtype: str = "float32", n: int = 1024, seconds: float = 2.0,
-                device: str = "cpu") -> float:
+def matmul_peak(
+    dtype: str = "float32", n: int = 1024, seconds: float = 2.0, device: str = "cpu"
+) -> float:
     """FLOP/s of the best round of repeated n x n x n matmuls (2 n^3 FLOPs each)."""
     import torch
 

@@ -27,11 +27,21 @@ from benchmarks.step_meter import StepMeter
 
 def _common(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
     fast = spec["mode"] == "fastest"
-    kw = dict(output_dir=out_dir, per_device_train_batch_size=spec["batch"],
-              max_steps=spec["steps"], learning_rate=spec.get("lr", 1e-3), report_to="none",
-              save_strategy="no", eval_strategy="no", logging_steps=5,
-              bf16=spec.get("device") == "cuda", use_cpu=spec.get("device") != "cuda",
-              disable_tqdm=True, seed=spec.get("seed", 0), dataloader_num_workers=0)
+    kw = dict(
+        output_dir=out_dir,
+        per_device_train_batch_size=spec["batch"],
+        max_steps=spec["steps"],
+        learning_rate=spec.get("lr", 1e-3),
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=5,
+        bf16=spec.get("device") == "cuda",
+        use_cpu=spec.get("device") != "cuda",
+        disable_tqdm=True,
+        seed=spec.get("seed", 0),
+        dataloader_num_workers=0,
+    )
     if fast:
         kw["gradient_checkpointing"] = False
     return kw
@@ -69,15 +79,23 @@ def run_sft(spec: dict[str, Any], meter: StepMeter, out_dir: str) -> None:
 
     w = spec["workload"]
     root = Path(w["init"]).parent
-    data = _load_json(root / ("trl_pretrain.json" if spec["stage"] == "pretrain" else "trl_sft.json"))
+    data = _load_json(
+        root / ("trl_pretrain.json" if spec["stage"] == "pretrain" else "trl_sft.json")
+    )
     ds = datasets.Dataset.from_dict(data)
     tok = AutoTokenizer.from_pretrained(w["init"])
     model = AutoModelForCausalLM.from_pretrained(w["init"], attn_implementation="sdpa")
     fast = spec["mode"] == "fastest"
-    cfg = SFTConfig(**_common(spec, out_dir), max_length=spec["seq_len"], packing=fast,
-                    dataset_num_proc=None)
-    trainer = _metered(SFTTrainer, meter)(model=model, args=cfg, train_dataset=ds,
-                                          processing_class=tok, callbacks=[_step_callback(meter)])
+    cfg = SFTConfig(
+        **_common(spec, out_dir), max_length=spec["seq_len"], packing=fast, dataset_num_proc=None
+    )
+    trainer = _metered(SFTTrainer, meter)(
+        model=model,
+        args=cfg,
+        train_dataset=ds,
+        processing_class=tok,
+        callbacks=[_step_callback(meter)],
+    )
     trainer.train()
 
 
@@ -88,16 +106,22 @@ def run_reward(spec: dict[str, Any], meter: StepMeter, out_dir: str) -> None:
 
     w = spec["workload"]
     data = _load_json(Path(w["init"]).parent / "trl_pref.json")
-    ds = datasets.Dataset.from_dict({"chosen_ids": data["chosen_ids"],
-                                     "rejected_ids": data["rejected_ids"]})
+    ds = datasets.Dataset.from_dict(
+        {"chosen_ids": data["chosen_ids"], "rejected_ids": data["rejected_ids"]}
+    )
     tok = AutoTokenizer.from_pretrained(w["reward_init"])
     model = AutoModelForSequenceClassification.from_pretrained(
-        w["reward_init"], num_labels=1, attn_implementation="sdpa")
+        w["reward_init"], num_labels=1, attn_implementation="sdpa"
+    )
     model.config.pad_token_id = tok.pad_token_id
     cfg = RewardConfig(**_common(spec, out_dir), max_length=spec["seq_len"])
     trainer = _metered(RewardTrainer, meter, pairs=True)(
-        model=model, args=cfg, train_dataset=ds, processing_class=tok,
-        callbacks=[_step_callback(meter)])
+        model=model,
+        args=cfg,
+        train_dataset=ds,
+        processing_class=tok,
+        callbacks=[_step_callback(meter)],
+    )
     trainer.train()
 
 
@@ -121,8 +145,12 @@ def run_dpo(spec: dict[str, Any], meter: StepMeter, out_dir: str) -> None:
             return dataset
 
     trainer = _metered(Tokenized, meter, pairs=True)(
-        model=model, args=cfg, train_dataset=ds, processing_class=tok,
-        callbacks=[_step_callback(meter)])
+        model=model,
+        args=cfg,
+        train_dataset=ds,
+        processing_class=tok,
+        callbacks=[_step_callback(meter)],
+    )
     trainer.train()
 
 
@@ -142,13 +170,21 @@ def run_ppo(spec: dict[str, Any], meter: StepMeter, out_dir: str) -> None:
     tok.padding_side = "left"
     lm = lambda: AutoModelForCausalLM.from_pretrained(w["init"], attn_implementation="sdpa")  # noqa: E731
     rm = lambda: AutoModelForSequenceClassification.from_pretrained(  # noqa: E731
-        w["reward_init"], num_labels=1, attn_implementation="sdpa")
+        w["reward_init"], num_labels=1, attn_implementation="sdpa"
+    )
     kw = _common(spec, out_dir)
     kw.pop("max_steps")
-    cfg = PPOConfig(**kw, total_episodes=spec["steps"] * spec["batch"],
-                    response_length=ppo["response_length"], num_ppo_epochs=ppo["ppo_epochs"],
-                    num_mini_batches=max(1, spec["batch"] // ppo["minibatch"]), temperature=1.0,
-                    num_sample_generations=0, stop_token="eos", kl_coef=0.05)
+    cfg = PPOConfig(
+        **kw,
+        total_episodes=spec["steps"] * spec["batch"],
+        response_length=ppo["response_length"],
+        num_ppo_epochs=ppo["ppo_epochs"],
+        num_mini_batches=max(1, spec["batch"] // ppo["minibatch"]),
+        temperature=1.0,
+        num_sample_generations=0,
+        stop_token="eos",
+        kl_coef=0.05,
+    )
     gen_time = [0.0]
     original = ppo_mod.batch_generation
 
@@ -167,14 +203,26 @@ def run_ppo(spec: dict[str, Any], meter: StepMeter, out_dir: str) -> None:
             meter.step_end(time_generate=gen_time[0])
             gen_time[0] = 0.0
 
-    trainer = PPOTrainer(args=cfg, processing_class=tok, model=lm(), ref_model=lm(),
-                         reward_model=rm(), value_model=rm(), train_dataset=ds,
-                         callbacks=[StepEnd()])
+    trainer = PPOTrainer(
+        args=cfg,
+        processing_class=tok,
+        model=lm(),
+        ref_model=lm(),
+        reward_model=rm(),
+        value_model=rm(),
+        train_dataset=ds,
+        callbacks=[StepEnd()],
+    )
     trainer.train()
 
 
-RUNNERS = {"pretrain": run_sft, "sft": run_sft, "reward": run_reward, "dpo": run_dpo,
-           "rlhf": run_ppo}
+RUNNERS = {
+    "pretrain": run_sft,
+    "sft": run_sft,
+    "reward": run_reward,
+    "dpo": run_dpo,
+    "rlhf": run_ppo,
+}
 
 
 def main(spec_file: str, out_file: str) -> int:

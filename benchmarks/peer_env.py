@@ -25,8 +25,9 @@ def python() -> Path:
 def ready() -> bool:
     if not python().is_file():
         return False
-    probe = subprocess.run([str(python()), "-c", "import trl; print(trl.__version__)"],
-                           capture_output=True, text=True)
+    probe = subprocess.run(
+        [str(python()), "-c", "import trl; print(trl.__version__)"], capture_output=True, text=True
+    )
     return probe.returncode == 0 and probe.stdout.strip() == TRL_PPO
 
 
@@ -35,9 +36,14 @@ def ensure() -> Path:
     if ready():
         return python()
     venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
-    pins = [f"torch=={version('torch').split('+')[0]}", f"transformers=={version('transformers')}",
-            f"accelerate=={version('accelerate')}", f"datasets=={version('datasets')}",
-            "psutil", f"trl=={TRL_PPO}"]
+    pins = [
+        f"torch=={version('torch').split('+')[0]}",
+        f"transformers=={version('transformers')}",
+        f"accelerate=={version('accelerate')}",
+        f"datasets=={version('datasets')}",
+        "psutil",
+        f"trl=={TRL_PPO}",
+    ]
     constraints = ROOT.parent / "constraints.txt"
     cmd = [str(python()), "-m", "pip", "install", "-q", *pins]
     if constraints.is_file():

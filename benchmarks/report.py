@@ -33,7 +33,10 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
     out: dict[str, dict[str, Any]] = {}
     for side, reps in runs.items():
         ok = [r for r in reps if r.get("rate") is not None]
-        row: dict[str, Any] = {"repeats": len(ok), "errors": [r["error"] for r in reps if r.get("error")]}
+        row: dict[str, Any] = {
+            "repeats": len(ok),
+            "errors": [r["error"] for r in reps if r.get("error")],
+        }
         for key in ("rate", "rate_cpu", "mfu", "generate_frac", "step_s", "first_step_s"):
             row[key] = median([r.get(key) for r in ok])
         row["rates"] = [r["rate"] for r in ok]
@@ -61,10 +64,12 @@ def format_variants(results: dict[str, dict[str, Any]]) -> str:
         sides = entry["sides"]
         for side, row in sides.items():
             for peer, x in (row.get("over_peer") or {}).items():
-                lines.append(f"{stage:<9} {side:<12} / {peer:<16} {_fmt(x, '5.2f')}x   RSS "
-                             f"{_fmt(row.get('peak_rss_mb'), '.0f')} vs "
-                             f"{_fmt(sides[peer].get('peak_rss_mb'), '.0f')} MB   first step "
-                             f"{_fmt(row.get('first_step_s'), '.1f')} s")
+                lines.append(
+                    f"{stage:<9} {side:<12} / {peer:<16} {_fmt(x, '5.2f')}x   RSS "
+                    f"{_fmt(row.get('peak_rss_mb'), '.0f')} vs "
+                    f"{_fmt(sides[peer].get('peak_rss_mb'), '.0f')} MB   first step "
+                    f"{_fmt(row.get('first_step_s'), '.1f')} s"
+                )
     return "\n".join(lines)
 
 
@@ -75,8 +80,10 @@ def _fmt(v: Any, spec: str) -> str:
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """One line per (stage, side): rate, MFU, peak RSS, and ours divided by that side's rate,
     by wall time and by the workers' CPU time (steadier when other jobs share the cores)."""
-    header = (f"{'stage':<9} {'side':<14} {'rate':>10} {'unit':<9} {'MFU':>6} {'RSS MB':>7} "
-              f"{'ours/x':>7} {'per-CPU-s':>9}")
+    header = (
+        f"{'stage':<9} {'side':<14} {'rate':>10} {'unit':<9} {'MFU':>6} {'RSS MB':>7} "
+        f"{'ours/x':>7} {'per-CPU-s':>9}"
+    )
     lines = [header, "-" * len(header)]
     for stage, entry in results.items():
         for side, row in entry["sides"].items():
@@ -86,14 +93,17 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
                 f"{_fmt(None if row.get('mfu') is None else 100 * row['mfu'], '5.1f')}% "
                 f"{_fmt(row.get('peak_rss_mb'), '7.0f')} {_fmt(x, '6.2f') + 'x' if x else '-':>7} "
                 f"{_fmt(xc, '8.2f') + 'x' if xc else '-':>9}"
-                + (f"  GPU {row['peak_gpu_mb']:.0f} MB" if row.get("peak_gpu_mb") else ""))
+                + (f"  GPU {row['peak_gpu_mb']:.0f} MB" if row.get("peak_gpu_mb") else "")
+            )
     return "\n".join(lines)
 
 
 def markdown(results: dict[str, Any]) -> str:
     """The per-stage comparison as a Markdown table (README and docs/performance.md)."""
-    lines = ["| stage | unit | side | rate | per CPU-s | MFU | peak RSS MB | ours / side (wall) | ours / side (CPU) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| stage | unit | side | rate | per CPU-s | MFU | peak RSS MB | ours / side (wall) | ours / side (CPU) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for stage, entry in results["stages"].items():
         for side, row in entry["sides"].items():
             m = row.get("mfu")
@@ -102,5 +112,6 @@ def markdown(results: dict[str, Any]) -> str:
                 f"| {stage} | {entry['unit']} | {side} | {_fmt(row.get('rate'), '.2f')} | "
                 f"{_fmt(row.get('rate_cpu'), '.2f')} | {'-' if m is None else f'{100 * m:.1f}%'} | "
                 f"{_fmt(row.get('peak_rss_mb'), '.0f')} | {'-' if x is None else f'{x:.2f}x'} | "
-                f"{'-' if xc is None else f'{xc:.2f}x'} |")
+                f"{'-' if xc is None else f'{xc:.2f}x'} |"
+            )
     return "\n".join(lines)

@@ -27,45 +27,94 @@ if str(ROOT) not in sys.path:
 
 from benchmarks import flops, report  # noqa: E402
 
-UNITS = {"pretrain": "tokens/s", "sft": "tokens/s", "reward": "pairs/s", "dpo": "pairs/s",
-         "rlhf": "prompts/s"}
+UNITS = {
+    "pretrain": "tokens/s",
+    "sft": "tokens/s",
+    "reward": "pairs/s",
+    "dpo": "pairs/s",
+    "rlhf": "prompts/s",
+}
 # stages whose TRL defaults turn gradient checkpointing on: ours is measured with it on too
 # (`model.gradient_checkpointing=true`), the memory-for-time trade a user makes with one switch
 CHECKPOINTING_ROWS = ("pretrain", "sft", "dpo")
-PEER_MODES = {"pretrain": ("default", "fastest"), "sft": ("default", "fastest"),
-              "reward": ("default", "fastest"), "dpo": ("default", "fastest"), "rlhf": ("default",)}
+PEER_MODES = {
+    "pretrain": ("default", "fastest"),
+    "sft": ("default", "fastest"),
+    "reward": ("default", "fastest"),
+    "dpo": ("default", "fastest"),
+    "rlhf": ("default",),
+}
 
 
 def plan(quick: bool, cuda: bool) -> dict[str, Any]:
     """What to run: sizes, lengths, steps, repeats (quick: a few minutes; full: under 30)."""
     if cuda:
-        return {"size": "1B", "seq_len": 1024, "batch": 8, "steps": 12, "warmup": 3, "repeats": 3,
-                "ppo": {"response_length": 128, "ppo_epochs": 2, "minibatch": 8},
-                "scaling_seq": [256, 512, 1024, 2048], "scaling_size": ["100M", "1B"],
-                "mfu_check": ("1B", 1024), "scaling_steps": 8, "scaling_warmup": 2,
-                "dtype": "bfloat16"}
+        return {
+            "size": "1B",
+            "seq_len": 1024,
+            "batch": 8,
+            "steps": 12,
+            "warmup": 3,
+            "repeats": 3,
+            "ppo": {"response_length": 128, "ppo_epochs": 2, "minibatch": 8},
+            "scaling_seq": [256, 512, 1024, 2048],
+            "scaling_size": ["100M", "1B"],
+            "mfu_check": ("1B", 1024),
+            "scaling_steps": 8,
+            "scaling_warmup": 2,
+            "dtype": "bfloat16",
+        }
     if quick:
-        return {"size": "2M", "seq_len": 256, "batch": 8, "steps": 6, "warmup": 2, "repeats": 1,
-                "ppo": {"response_length": 16, "ppo_epochs": 2, "minibatch": 8},
-                "scaling_seq": [256, 512], "scaling_size": [], "mfu_check": ("30M", 512),
-                "scaling_steps": 4, "scaling_warmup": 1, "dtype": "float32"}
-    return {"size": "7M", "seq_len": 512, "batch": 8, "steps": 10, "warmup": 3, "repeats": 3,
-            "ppo": {"response_length": 32, "ppo_epochs": 2, "minibatch": 8},
-            "scaling_seq": [256, 512, 1024, 2048], "scaling_size": ["7M", "30M", "100M"],
-            "mfu_check": ("30M", 512), "scaling_steps": 6, "scaling_warmup": 2,
-            "dtype": "float32"}
+        return {
+            "size": "2M",
+            "seq_len": 256,
+            "batch": 8,
+            "steps": 6,
+            "warmup": 2,
+            "repeats": 1,
+            "ppo": {"response_length": 16, "ppo_epochs": 2, "minibatch": 8},
+            "scaling_seq": [256, 512],
+            "scaling_size": [],
+            "mfu_check": ("30M", 512),
+            "scaling_steps": 4,
+            "scaling_warmup": 1,
+            "dtype": "float32",
+        }
+    return {
+        "size": "7M",
+        "seq_len": 512,
+        "batch": 8,
+        "steps": 10,
+        "warmup": 3,
+        "repeats": 3,
+        "ppo": {"response_length": 32, "ppo_epochs": 2, "minibatch": 8},
+        "scaling_seq": [256, 512, 1024, 2048],
+        "scaling_size": ["7M", "30M", "100M"],
+        "mfu_check": ("30M", 512),
+        "scaling_steps": 6,
+        "scaling_warmup": 2,
+        "dtype": "float32",
+    }
 
 
 def _env(threads: int) -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               HF_DATASETS_DISABLE_PROGRESS_BARS="1", TRANSFORMERS_VERBOSITY="error",
-               WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        HF_DATASETS_DISABLE_PROGRESS_BARS="1",
+        TRANSFORMERS_VERBOSITY="error",
+        WANDB_MODE="disabled",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONWARNINGS="ignore",
+    )
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
 
-def run_worker(python: str, module: str, spec: dict[str, Any], threads: int,
-               log_dir: Path) -> dict[str, Any]:
+def run_worker(
+    python: str, module: str, spec: dict[str, Any], threads: int, log_dir: Path
+) -> dict[str, Any]:
     """One measurement in a fresh process; its JSON result, plus the load average around it."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         spec_file, out_file = Path(tmp) / "spec.json", Path(tmp) / "out.json"
@@ -74,8 +123,13 @@ def run_worker(python: str, module: str, spec: dict[str, Any], threads: int,
         t0 = time.perf_counter()
         log = log_dir / f"{spec['stage']}-{spec.get('side', 'x')}-{int(time.time())}.log"
         with log.open("w") as fh:
-            proc = subprocess.run([python, "-m", module, str(spec_file), str(out_file)], cwd=ROOT,
-                                  env=_env(threads), stdout=fh, stderr=subprocess.STDOUT)
+            proc = subprocess.run(
+                [python, "-m", module, str(spec_file), str(out_file)],
+                cwd=ROOT,
+                env=_env(threads),
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
         result = json.loads(out_file.read_text()) if out_file.is_file() else {}
     result.update(wall_s=time.perf_counter() - t0, load=[load_before, os.getloadavg()[0]])
     if proc.returncode != 0 or "elapsed_s" not in result:
@@ -83,8 +137,9 @@ def run_worker(python: str, module: str, spec: dict[str, Any], threads: int,
     return result
 
 
-def rate_and_mfu(stage: str, res: dict[str, Any], arch: dict[str, Any], peak: float | None
-                 ) -> dict[str, Any]:
+def rate_and_mfu(
+    stage: str, res: dict[str, Any], arch: dict[str, Any], peak: float | None
+) -> dict[str, Any]:
     """Per-second rate in the stage's unit and MFU (token stages) from a worker's counts."""
     if res.get("error"):
         return {**res, "rate": None, "mfu": None}
@@ -114,28 +169,61 @@ def rate_and_mfu(stage: str, res: dict[str, Any], arch: dict[str, Any], peak: fl
 def measure_peak(python: str, threads: int, dtype: str, device: str) -> float:
     # a GPU reaches its matmul peak only on large squares (1,024 x 1,024 is launch-bound there)
     n = "8192" if device == "cuda" else "1024"
-    out = subprocess.run([python, "-m", "benchmarks.peak", dtype, n, device], cwd=ROOT,
-                         env=_env(threads), capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [python, "-m", "benchmarks.peak", dtype, n, device],
+        cwd=ROOT,
+        env=_env(threads),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["flops"]
 
 
-def compare(stages: list[str], p: dict[str, Any], work: dict[str, Any], args, peak: float,
-            log_dir: Path, device: str) -> dict[str, Any]:
+def compare(
+    stages: list[str],
+    p: dict[str, Any],
+    work: dict[str, Any],
+    args,
+    peak: float,
+    log_dir: Path,
+    device: str,
+) -> dict[str, Any]:
     from benchmarks import peer_env
 
     results: dict[str, Any] = {}
-    base = {"workload": work, "batch": p["batch"], "seq_len": p["seq_len"], "steps": p["steps"],
-            "warmup": p["warmup"], "ppo": p["ppo"], "device": device, "lr": 1e-3}
+    base = {
+        "workload": work,
+        "batch": p["batch"],
+        "seq_len": p["seq_len"],
+        "steps": p["steps"],
+        "warmup": p["warmup"],
+        "ppo": p["ppo"],
+        "device": device,
+        "lr": 1e-3,
+    }
     for stage in stages:
         sides: list[tuple[str, str, str, dict]] = [("ours", sys.executable, "benchmarks.ours", {})]
         if stage == "sft":  # the shipped SFT config pads; packing is one switch away
             sides.append(("ours_packed", sys.executable, "benchmarks.ours", {"pack": True}))
         if stage in CHECKPOINTING_ROWS:  # TRL's defaults checkpoint activations: so can we
-            sides.append(("ours_ckpt", sys.executable, "benchmarks.ours",
-                          {"extra_overrides": ["model.gradient_checkpointing=true"]}))
+            sides.append(
+                (
+                    "ours_ckpt",
+                    sys.executable,
+                    "benchmarks.ours",
+                    {"extra_overrides": ["model.gradient_checkpointing=true"]},
+                )
+            )
         if stage == "rlhf":  # the opt-in compiled decode step (its compile falls in the warmup)
-            sides.append(("ours_compiled", sys.executable, "benchmarks.ours",
-                          {"extra_overrides": ["stage.module.sampling.compile=true"]}))
+            sides.append(
+                (
+                    "ours_compiled",
+                    sys.executable,
+                    "benchmarks.ours",
+                    {"extra_overrides": ["stage.module.sampling.compile=true"]},
+                )
+            )
         if not args.no_peer:
             python = str(peer_env.ensure()) if stage == "rlhf" else sys.executable
             tag = "trl112" if stage == "rlhf" else "trl"
@@ -146,13 +234,25 @@ def compare(stages: list[str], p: dict[str, Any], work: dict[str, Any], args, pe
         for rep in range(p["repeats"]):
             for name, python, module, extra in sides:
                 spec = {**base, **extra, "stage": stage, "side": name, "seed": rep}
-                res = rate_and_mfu(stage, run_worker(python, module, spec, args.threads, log_dir),
-                                   work["arch"], peak)
+                res = rate_and_mfu(
+                    stage,
+                    run_worker(python, module, spec, args.threads, log_dir),
+                    work["arch"],
+                    peak,
+                )
                 runs[name].append(res)
-                print(f"  {stage:<8} {name:<13} rep {rep}: rate={res.get('rate')} "
-                      f"load={res['load']} {res.get('error') or ''}", flush=True)
-        results[stage] = {"unit": UNITS[stage], "sides": report.summarise(runs), "runs": runs,
-                          "peak_flops": peak, "date": time.strftime("%H:%M UTC", time.gmtime())}
+                print(
+                    f"  {stage:<8} {name:<13} rep {rep}: rate={res.get('rate')} "
+                    f"load={res['load']} {res.get('error') or ''}",
+                    flush=True,
+                )
+        results[stage] = {
+            "unit": UNITS[stage],
+            "sides": report.summarise(runs),
+            "runs": runs,
+            "peak_flops": peak,
+            "date": time.strftime("%H:%M UTC", time.gmtime()),
+        }
     return results
 
 
@@ -167,33 +267,61 @@ def scaling(p: dict[str, Any], args, peak: float, log_dir: Path, device: str) ->
         points.append(tuple(p["mfu_check"]))
     rows = []
     for size, seq in points:
-        work = prepare(ROOT / "benchmarks" / ".work" / f"{size}-{seq}", size, seq,
-                       parts=("pretrain",))
+        work = prepare(
+            ROOT / "benchmarks" / ".work" / f"{size}-{seq}", size, seq, parts=("pretrain",)
+        )
         batch = max(1, p["batch"] * p["seq_len"] // seq) if size == p["size"] else p["batch"]
-        spec = {"workload": work, "batch": batch, "seq_len": seq, "steps": p["scaling_steps"],
-                "warmup": p["scaling_warmup"], "device": device, "stage": "pretrain",
-                "side": "ours"}
-        res = rate_and_mfu("pretrain", run_worker(sys.executable, "benchmarks.ours", spec,
-                                                  args.threads, log_dir), work["arch"], peak)
-        rows.append({"size": size, "params": flops.total_params(work["arch"]), "seq_len": seq,
-                     "batch": batch, "step_s": res.get("step_s"),
-                     "tokens_per_s": res.get("rate"), "mfu": res.get("mfu"),
-                     "peak_rss_mb": res.get("peak_rss_mb"), "load": res["load"],
-                     "peak_flops": peak, "error": res.get("error")})
-        print(f"  scaling {size:>5} seq {seq:>5}: {res.get('rate')} tok/s mfu={res.get('mfu')}",
-              flush=True)
+        spec = {
+            "workload": work,
+            "batch": batch,
+            "seq_len": seq,
+            "steps": p["scaling_steps"],
+            "warmup": p["scaling_warmup"],
+            "device": device,
+            "stage": "pretrain",
+            "side": "ours",
+        }
+        res = rate_and_mfu(
+            "pretrain",
+            run_worker(sys.executable, "benchmarks.ours", spec, args.threads, log_dir),
+            work["arch"],
+            peak,
+        )
+        rows.append(
+            {
+                "size": size,
+                "params": flops.total_params(work["arch"]),
+                "seq_len": seq,
+                "batch": batch,
+                "step_s": res.get("step_s"),
+                "tokens_per_s": res.get("rate"),
+                "mfu": res.get("mfu"),
+                "peak_rss_mb": res.get("peak_rss_mb"),
+                "load": res["load"],
+                "peak_flops": peak,
+                "error": res.get("error"),
+            }
+        )
+        print(
+            f"  scaling {size:>5} seq {seq:>5}: {res.get('rate')} tok/s mfu={res.get('mfu')}",
+            flush=True,
+        )
     return rows
 
 
 def format_scaling(rows: list[dict]) -> str:
-    lines = [f"{'size':>5} {'params':>11} {'seq':>5} {'batch':>5} {'s/step':>7} {'tokens/s':>9} "
-             f"{'MFU':>6}"]
+    lines = [
+        f"{'size':>5} {'params':>11} {'seq':>5} {'batch':>5} {'s/step':>7} {'tokens/s':>9} "
+        f"{'MFU':>6}"
+    ]
     for r in rows:
         step = "-" if r["step_s"] is None else f"{r['step_s']:.2f}"
         tps = "-" if r["tokens_per_s"] is None else f"{r['tokens_per_s']:.0f}"
         m = "-" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
-        lines.append(f"{r['size']:>5} {r['params']:>11,} {r['seq_len']:>5} {r['batch']:>5} {step:>7} "
-                     f"{tps:>9} {m:>6}")
+        lines.append(
+            f"{r['size']:>5} {r['params']:>11,} {r['seq_len']:>5} {r['batch']:>5} {step:>7} "
+            f"{tps:>9} {m:>6}"
+        )
     return "\n".join(lines)
 
 
@@ -203,8 +331,10 @@ def resummarise(path: Path) -> int:
     arch = out["workload"]["arch"]
     for stage, entry in out["stages"].items():
         peak = max(out["peak_flops"])
-        entry["runs"] = {side: [rate_and_mfu(stage, r, arch, peak) for r in reps]
-                         for side, reps in entry["runs"].items()}
+        entry["runs"] = {
+            side: [rate_and_mfu(stage, r, arch, peak) for r in reps]
+            for side, reps in entry["runs"].items()
+        }
         entry["sides"] = report.summarise(entry["runs"])
     best = max(out["peak_flops"])
     for row in out.get("scaling", []):  # MFU against the best peak this run measured
@@ -231,16 +361,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peer", action="store_true", help="measure chimed-lit only")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
-    ap.add_argument("--merge", action="store_true",
-                    help="update the stages (and scaling rows) of an existing --out file")
-    ap.add_argument("--resummarise", action="store_true",
-                    help="recompute rates, ratios and the table of --out from its raw runs")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="update the stages (and scaling rows) of an existing --out file",
+    )
+    ap.add_argument(
+        "--resummarise",
+        action="store_true",
+        help="recompute rates, ratios and the table of --out from its raw runs",
+    )
     args = ap.parse_args(argv)
     if args.resummarise:
         return resummarise(Path(args.out))
 
-    os.environ.update({k: v for k, v in _env(args.threads).items()
-                       if k.startswith(("HF_", "TRANSFORMERS_", "TOKENIZERS_"))})
+    os.environ.update(
+        {
+            k: v
+            for k, v in _env(args.threads).items()
+            if k.startswith(("HF_", "TRANSFORMERS_", "TOKENIZERS_"))
+        }
+    )
     import torch
 
     from benchmarks.workload import prepare
@@ -256,29 +397,42 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = ROOT / "benchmarks" / ".work" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    print(f"device={device} size={p['size']} seq={p['seq_len']} batch={p['batch']} "
-          f"steps={p['steps']} repeats={p['repeats']} threads={args.threads} "
-          f"load={os.getloadavg()}", flush=True)
-    work = prepare(ROOT / "benchmarks" / ".work" / f"{p['size']}-{p['seq_len']}", p["size"],
-                   p["seq_len"])
+    print(
+        f"device={device} size={p['size']} seq={p['seq_len']} batch={p['batch']} "
+        f"steps={p['steps']} repeats={p['repeats']} threads={args.threads} "
+        f"load={os.getloadavg()}",
+        flush=True,
+    )
+    work = prepare(
+        ROOT / "benchmarks" / ".work" / f"{p['size']}-{p['seq_len']}", p["size"], p["seq_len"]
+    )
     peaks = [measure_peak(sys.executable, args.threads, p["dtype"], device)]
     print(f"matmul peak {peaks[0] / 1e9:.1f} GFLOP/s ({p['dtype']})", flush=True)
     results = compare(stages, p, work, args, max(peaks), log_dir, device)
     rows = [] if args.no_scaling else scaling(p, args, max(peaks), log_dir, device)
     peaks.append(measure_peak(sys.executable, args.threads, p["dtype"], device))
-    out = {"plan": p, "device": device, "threads": args.threads, "peak_flops": peaks,
-           "workload": {k: v for k, v in work.items() if k not in ("init", "reward_init")},
-           "params": flops.total_params(work["arch"]), "stages": results, "scaling": rows,
-           "loadavg_end": os.getloadavg(), "cpu_count": os.cpu_count(),
-           "elapsed_s": round(time.time() - started, 1),
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out = {
+        "plan": p,
+        "device": device,
+        "threads": args.threads,
+        "peak_flops": peaks,
+        "workload": {k: v for k, v in work.items() if k not in ("init", "reward_init")},
+        "params": flops.total_params(work["arch"]),
+        "stages": results,
+        "scaling": rows,
+        "loadavg_end": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+        "elapsed_s": round(time.time() - started, 1),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     if args.merge and Path(args.out).is_file():
         previous = json.loads(Path(args.out).read_text())
         previous["stages"].update(results)
         previous["peak_flops"] = previous["peak_flops"] + out["peak_flops"]
         previous["scaling"] = rows or previous.get("scaling", [])
         previous.setdefault("merged_runs", []).append(
-            {k: out[k] for k in ("date", "peak_flops", "loadavg_end", "elapsed_s")})
+            {k: out[k] for k in ("date", "peak_flops", "loadavg_end", "elapsed_s")}
+        )
         out, results = previous, previous["stages"]
     Path(args.out).write_text(json.dumps(out, indent=1))
     print()
@@ -287,9 +441,11 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         print()
         print(format_scaling(rows))
-    print(f"\nmatmul peak {max(peaks) / 1e9:.1f} GFLOP/s; load average at end "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; wrote {args.out} "
-          f"in {out['elapsed_s']:.0f} s")
+    print(
+        f"\nmatmul peak {max(peaks) / 1e9:.1f} GFLOP/s; load average at end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; wrote {args.out} "
+        f"in {out['elapsed_s']:.0f} s"
+    )
     return 0
 
 

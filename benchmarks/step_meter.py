@@ -39,7 +39,9 @@ class StepMeter:
     def __init__(self, path: str | Path, pad_id: int, warmup: int):
         self.path, self.pad_id, self.warmup = Path(path), pad_id, warmup
         self.ends: list[float] = []
-        self.cpu: list[float] = []  # process CPU time (all threads): less sensitive to other tenants
+        self.cpu: list[
+            float
+        ] = []  # process CPU time (all threads): less sensitive to other tenants
         self.tokens: list[int] = []
         self.pairs: list[int] = []
         self.items: list[int] = []
@@ -79,16 +81,25 @@ class StepMeter:
             return {"steps": len(self.ends), "error": "too few steps to time"}
         elapsed = self.ends[-1] - self.ends[w]
         sl = slice(w + 1, None)
-        return {"steps": len(self.ends), "timed_steps": len(self.ends) - w - 1,
-                "first_step_s": self.ends[0] - self.started,  # one-off costs (a compile) show here
-                "elapsed_s": elapsed, "cpu_s": self.cpu[-1] - self.cpu[w],
-                "tokens": sum(self.tokens[sl]),
-                "pairs": sum(self.pairs[sl]), "items": sum(self.items[sl]),
-                "extra": {k: sum(v[sl]) for k, v in self.extra.items()},
-                "step_times": [round(b - a, 4) for a, b in zip(self.ends[:-1], self.ends[1:], strict=True)],
-                "peak_rss_mb": self.rss_at_step_end, "peak_rss_process_mb": peak_rss_mb(),
-                "peak_gpu_mb": (torch.cuda.max_memory_allocated() / 2**20
-                                if torch.cuda.is_initialized() else None)}
+        return {
+            "steps": len(self.ends),
+            "timed_steps": len(self.ends) - w - 1,
+            "first_step_s": self.ends[0] - self.started,  # one-off costs (a compile) show here
+            "elapsed_s": elapsed,
+            "cpu_s": self.cpu[-1] - self.cpu[w],
+            "tokens": sum(self.tokens[sl]),
+            "pairs": sum(self.pairs[sl]),
+            "items": sum(self.items[sl]),
+            "extra": {k: sum(v[sl]) for k, v in self.extra.items()},
+            "step_times": [
+                round(b - a, 4) for a, b in zip(self.ends[:-1], self.ends[1:], strict=True)
+            ],
+            "peak_rss_mb": self.rss_at_step_end,
+            "peak_rss_process_mb": peak_rss_mb(),
+            "peak_gpu_mb": (
+                torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_initialized() else None
+            ),
+        }
 
     def write(self) -> None:
         self.path.write_text(json.dumps(self.summary()))
@@ -115,8 +126,11 @@ def _lightning_callback():
             trainer.callbacks.insert(0, self)
 
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-            items = len(batch["prompt_ids"]) if "prompt_ids" in batch else (
-                int(batch["n_pairs"]) if "n_pairs" in batch else None)
+            items = (
+                len(batch["prompt_ids"])
+                if "prompt_ids" in batch
+                else (int(batch["n_pairs"]) if "n_pairs" in batch else None)
+            )
             self.meter.count(batch, items)
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -17,19 +17,44 @@ SHARED = Path("/work/shared/data")
 
 # LLaMA shapes (vocab 4096 from the demo tokenizer); names are total parameter counts.
 SIZES: dict[str, dict[str, int]] = {
-    "2M": {"hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 4,
-           "num_attention_heads": 4},  # the shipped `model=tiny`
-    "7M": {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 6,
-           "num_attention_heads": 4},
-    "30M": {"hidden_size": 512, "intermediate_size": 1376, "num_hidden_layers": 8,
-            "num_attention_heads": 8},
-    "100M": {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 12,
-             "num_attention_heads": 12},
-    "1B": {"hidden_size": 2048, "intermediate_size": 5504, "num_hidden_layers": 20,
-           "num_attention_heads": 16},
+    "2M": {
+        "hidden_size": 128,
+        "intermediate_size": 352,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+    },  # the shipped `model=tiny`
+    "7M": {
+        "hidden_size": 256,
+        "intermediate_size": 688,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 4,
+    },
+    "30M": {
+        "hidden_size": 512,
+        "intermediate_size": 1376,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 8,
+    },
+    "100M": {
+        "hidden_size": 768,
+        "intermediate_size": 2048,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+    },
+    "1B": {
+        "hidden_size": 2048,
+        "intermediate_size": 5504,
+        "num_hidden_layers": 20,
+        "num_attention_heads": 16,
+    },
 }
-COMMON = {"max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
-          "tie_word_embeddings": False, "initializer_range": 0.02}
+COMMON = {
+    "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "tie_word_embeddings": False,
+    "initializer_range": 0.02,
+}
 
 
 def arch(size: str) -> dict[str, Any]:
@@ -50,19 +75,28 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
 
 
-def prepare(root: Path, size: str, seq_len: int, seed: int = 0,
-            parts: tuple[str, ...] = ("pretrain", "sft", "pref", "prompts")) -> dict[str, Any]:
+def prepare(
+    root: Path,
+    size: str,
+    seq_len: int,
+    seed: int = 0,
+    parts: tuple[str, ...] = ("pretrain", "sft", "pref", "prompts"),
+) -> dict[str, Any]:
     """Write the model init, tokenizer and data under `root`; return what the workers need."""
     import torch
 
-    from chimed_lit.models import ModelFactory
+    from chimed_lit.models.factory import ModelFactory
 
     root.mkdir(parents=True, exist_ok=True)
     meta_file = root / "workload.json"
     if meta_file.is_file():
         meta = json.loads(meta_file.read_text())
-        if meta["size"] == size and meta["seq_len"] == seq_len and all(p in meta for p in parts) \
-                and ("pref" not in parts or (root / "trl_dpo.json").is_file()):
+        if (
+            meta["size"] == size
+            and meta["seq_len"] == seq_len
+            and all(p in meta for p in parts)
+            and ("pref" not in parts or (root / "trl_dpo.json").is_file())
+        ):
             return meta
     torch.manual_seed(seed)
     factory = ModelFactory(arch=arch(size))
@@ -73,16 +107,20 @@ def prepare(root: Path, size: str, seq_len: int, seed: int = 0,
     reward = factory.load_reward_model(tok, pretrained=str(root / "init"))
     reward.save_pretrained(root / "reward_init")
     tok.save_pretrained(root / "reward_init")
-    meta = {"size": size, "seq_len": seq_len, "arch": {**arch(size), "vocab_size":
-            model.config.vocab_size}, "pad_id": tok.pad_token_id,
-            "init": str(root / "init"), "reward_init": str(root / "reward_init")}
+    meta = {
+        "size": size,
+        "seq_len": seq_len,
+        "arch": {**arch(size), "vocab_size": model.config.vocab_size},
+        "pad_id": tok.pad_token_id,
+        "init": str(root / "init"),
+        "reward_init": str(root / "reward_init"),
+    }
     meta.update(_data(root, tok, seq_len, seed, parts))
     meta_file.write_text(json.dumps(meta, indent=1))
     return meta
 
 
-def _data(root: Path, tok: Any, seq_len: int, seed: int, parts: tuple[str, ...]
-          ) -> dict[str, Any]:
+def _data(root: Path, tok: Any, seq_len: int, seed: int, parts: tuple[str, ...]) -> dict[str, Any]:
     from chimed_lit.data.packing import split_long
     from chimed_lit.data.preference import PreferenceDataModule
     from chimed_lit.data.pretrain import PretrainDataModule
@@ -94,60 +132,105 @@ def _data(root: Path, tok: Any, seq_len: int, seed: int, parts: tuple[str, ...]
     cache = str(root / "cache")
 
     # pre-training: one document per non-empty line
-    lines = [ln.strip() for ln in _source("pretrain/medicalgpt_fever_textbook.txt",
-                                          "pretrain.jsonl").read_text("utf-8").splitlines()]
+    lines = [
+        ln.strip()
+        for ln in _source("pretrain/medicalgpt_fever_textbook.txt", "pretrain.jsonl")
+        .read_text("utf-8")
+        .splitlines()
+    ]
     texts = [ln for ln in lines if ln and not ln.startswith("{")] or [
-        json.loads(ln)["text"] for ln in lines if ln]
+        json.loads(ln)["text"] for ln in lines if ln
+    ]
     _write_jsonl(root / "pretrain.jsonl", [{"text": t} for t in texts])
     _write_jsonl(root / "pretrain_val.jsonl", [{"text": t} for t in texts[:4]])
     dm = PretrainDataModule(tokenizer=tok, max_length=seq_len, train_files=["x"], cache_dir=cache)
     docs = [c for t in texts for c in split_long(dm.tokenize({"text": t})["input_ids"], seq_len)]
     (root / "trl_pretrain.json").write_text(json.dumps({"input_ids": docs}))
-    out["pretrain"] = {"train": str(root / "pretrain.jsonl"), "val": str(root / "pretrain_val.jsonl"),
-                       "docs": len(docs), "tokens": sum(map(len, docs))}
+    out["pretrain"] = {
+        "train": str(root / "pretrain.jsonl"),
+        "val": str(root / "pretrain_val.jsonl"),
+        "docs": len(docs),
+        "tokens": sum(map(len, docs)),
+    }
 
     if parts == ("pretrain",):
         return out
 
     # SFT: multi-turn conversations and instructions
-    recs = [json.loads(ln) for ln in _source("sft/medicalgpt_medical_sft.jsonl", "sft.jsonl")
-            .read_text("utf-8").splitlines() if ln.strip()]
+    recs = [
+        json.loads(ln)
+        for ln in _source("sft/medicalgpt_medical_sft.jsonl", "sft.jsonl")
+        .read_text("utf-8")
+        .splitlines()
+        if ln.strip()
+    ]
     _write_jsonl(root / "sft.jsonl", recs)
     _write_jsonl(root / "sft_val.jsonl", recs[:4])
-    sft = SFTDataModule(tokenizer=tok, train_files=[str(root / "sft.jsonl")],
-                        val_files=[str(root / "sft_val.jsonl")], max_length=seq_len, cache_dir=cache)
+    sft = SFTDataModule(
+        tokenizer=tok,
+        train_files=[str(root / "sft.jsonl")],
+        val_files=[str(root / "sft_val.jsonl")],
+        max_length=seq_len,
+        cache_dir=cache,
+    )
     sft.setup("fit")
     ds = sft.train_dataset.with_format(None).to_dict()
-    (root / "trl_sft.json").write_text(json.dumps({"input_ids": ds["input_ids"],
-                                                   "labels": ds["labels"]}))
-    out["sft"] = {"train": str(root / "sft.jsonl"), "val": str(root / "sft_val.jsonl"),
-                  "rows": len(ds["input_ids"]), "tokens": sum(map(len, ds["input_ids"]))}
+    (root / "trl_sft.json").write_text(
+        json.dumps({"input_ids": ds["input_ids"], "labels": ds["labels"]})
+    )
+    out["sft"] = {
+        "train": str(root / "sft.jsonl"),
+        "val": str(root / "sft_val.jsonl"),
+        "rows": len(ds["input_ids"]),
+        "tokens": sum(map(len, ds["input_ids"])),
+    }
 
     # reward / DPO: preference pairs
-    prefs = [json.loads(ln) for ln in _source("preference/medicalgpt_reward_medical.jsonl",
-                                               "preference.jsonl").read_text("utf-8").splitlines()
-             if ln.strip()]
+    prefs = [
+        json.loads(ln)
+        for ln in _source("preference/medicalgpt_reward_medical.jsonl", "preference.jsonl")
+        .read_text("utf-8")
+        .splitlines()
+        if ln.strip()
+    ]
     rng.shuffle(prefs)
     _write_jsonl(root / "pref.jsonl", prefs)
     _write_jsonl(root / "pref_val.jsonl", prefs[:4])
-    pdm = PreferenceDataModule(tokenizer=tok, train_files=[str(root / "pref.jsonl")],
-                               val_files=[str(root / "pref_val.jsonl")], max_length=seq_len,
-                               cache_dir=cache)
+    pdm = PreferenceDataModule(
+        tokenizer=tok,
+        train_files=[str(root / "pref.jsonl")],
+        val_files=[str(root / "pref_val.jsonl")],
+        max_length=seq_len,
+        cache_dir=cache,
+    )
     pdm.setup("fit")
     cols = pdm.train_dataset.with_format(None).to_dict()
     (root / "trl_pref.json").write_text(json.dumps(cols))
     (root / "trl_dpo.json").write_text(json.dumps(_dpo_columns(cols)))
-    out["pref"] = {"train": str(root / "pref.jsonl"), "val": str(root / "pref_val.jsonl"),
-                   "pairs": len(cols["chosen_ids"]), "columns": sorted(cols)}
+    out["pref"] = {
+        "train": str(root / "pref.jsonl"),
+        "val": str(root / "pref_val.jsonl"),
+        "pairs": len(cols["chosen_ids"]),
+        "columns": sorted(cols),
+    }
 
     # PPO prompts: the SFT conversations up to their last assistant turn
-    prm = PromptDataModule(tokenizer=tok, train_files=[str(root / "sft.jsonl")],
-                           val_files=[str(root / "sft_val.jsonl")], max_length=64, cache_dir=cache)
+    prm = PromptDataModule(
+        tokenizer=tok,
+        train_files=[str(root / "sft.jsonl")],
+        val_files=[str(root / "sft_val.jsonl")],
+        max_length=64,
+        cache_dir=cache,
+    )
     prm.setup("fit")
     prompts = prm.train_dataset.with_format(None).to_dict()["prompt_ids"]
     (root / "trl_prompts.json").write_text(json.dumps({"input_ids": prompts}))
-    out["prompts"] = {"train": str(root / "sft.jsonl"), "val": str(root / "sft_val.jsonl"),
-                      "max_length": 64, "count": len(prompts)}
+    out["prompts"] = {
+        "train": str(root / "sft.jsonl"),
+        "val": str(root / "sft_val.jsonl"),
+        "max_length": 64,
+        "count": len(prompts),
+    }
     return out
 
 
@@ -155,12 +238,17 @@ def _dpo_columns(cols: dict[str, list]) -> dict[str, list]:
     """TRL's tokenized DPO format (prompt_ids, chosen_ids, rejected_ids) cut from chimed-lit's
     rendered pairs at the response start (both sides share the prompt tokens)."""
     out: dict[str, list] = {"prompt_ids": [], "chosen_ids": [], "rejected_ids": []}
-    for c, r, cn, rn in zip(cols["chosen_ids"], cols["rejected_ids"], cols["chosen_response_len"],
-                            cols["rejected_response_len"], strict=True):
-        prompt = c[:len(c) - cn]
-        if r[:len(r) - rn] != prompt:
+    for c, r, cn, rn in zip(
+        cols["chosen_ids"],
+        cols["rejected_ids"],
+        cols["chosen_response_len"],
+        cols["rejected_response_len"],
+        strict=True,
+    ):
+        prompt = c[: len(c) - cn]
+        if r[: len(r) - rn] != prompt:
             raise ValueError("chosen and rejected rows do not share their prompt tokens")
         out["prompt_ids"].append(prompt)
-        out["chosen_ids"].append(c[len(c) - cn:])
-        out["rejected_ids"].append(r[len(r) - rn:])
+        out["chosen_ids"].append(c[len(c) - cn :])
+        out["rejected_ids"].append(r[len(r) - rn :])
     return out

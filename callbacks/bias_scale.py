@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from chimed_lit.errors import ConfigError, DataError
+from chimed_lit.io.errors import ConfigError, DataError
 
 
 def find_tokenizer(callback_tokenizer: Any, trainer: L.Trainer, name: str) -> Any:
@@ -25,8 +25,9 @@ def find_tokenizer(callback_tokenizer: Any, trainer: L.Trainer, name: str) -> An
     if tok is None:
         tok = getattr(getattr(trainer, "datamodule", None), "tokenizer", None)
     if tok is None:
-        raise ConfigError(f"{name} needs a tokenizer: pass tokenizer= or use a DataModule "
-                          "with a .tokenizer")
+        raise ConfigError(
+            f"{name} needs a tokenizer: pass tokenizer= or use a DataModule with a .tokenizer"
+        )
     return tok
 
 
@@ -42,10 +43,18 @@ class BiasScaleCallback(L.Callback):
     `default_root_dir`), `modes` (logprob and/or generate), `template` (chimed, ziya,
     tokenizer), `limit` (first N items), `batch_size`, `tokenizer` (None = the DataModule's)."""
 
-    def __init__(self, instrument: str = "demo", items_file: str | None = None,
-                 every_n_steps: int = 100, dirpath: str | None = None,
-                 modes: Sequence[str] = ("logprob",), template: str = "chimed",
-                 limit: int | None = None, batch_size: int = 8, tokenizer: Any = None):
+    def __init__(
+        self,
+        instrument: str = "demo",
+        items_file: str | None = None,
+        every_n_steps: int = 100,
+        dirpath: str | None = None,
+        modes: Sequence[str] = ("logprob",),
+        template: str = "chimed",
+        limit: int | None = None,
+        batch_size: int = 8,
+        tokenizer: Any = None,
+    ):
         if every_n_steps < 0:
             raise ConfigError(f"BiasScaleCallback every_n_steps={every_n_steps}: expected >= 0")
         self.instrument_name, self.items_file = instrument, items_file
@@ -67,8 +76,14 @@ class BiasScaleCallback(L.Callback):
         except ValueError as e:
             raise ConfigError(f"BiasScaleCallback: {e}") from None
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         step = trainer.global_step
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
             self.score(trainer, pl_module)
@@ -78,8 +93,8 @@ class BiasScaleCallback(L.Callback):
 
     def score(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any] | None:
         """Score the scale at the current step (once per step); log and plot it."""
+        from chimed_lit.eval.api import make_render
         from chimed_lit.eval.runners_scales import run_scale
-        from chimed_lit.eval_cli import make_render
 
         step = trainer.global_step
         if step in self.history:
@@ -89,9 +104,15 @@ class BiasScaleCallback(L.Callback):
         model.eval()
         try:
             with torch.no_grad():
-                result = run_scale(model, self.tokenizer, self.instrument, modes=self.modes,
-                                   render=make_render(self.template, self.tokenizer),
-                                   batch_size=self.batch_size, limit=self.limit)
+                result = run_scale(
+                    model,
+                    self.tokenizer,
+                    self.instrument,
+                    modes=self.modes,
+                    render=make_render(self.template, self.tokenizer),
+                    batch_size=self.batch_size,
+                    limit=self.limit,
+                )
         finally:
             model.train(was_training)
         self.history[step] = result["metrics"]
@@ -109,7 +130,13 @@ class BiasScaleCallback(L.Callback):
                 if m.get(key) is not None:
                     out[prefix + key] = float(m[key])
             out[prefix + "degenerate"] = float(bool(m["degenerate"]))
-            out.update({f"{prefix}subscale/{s}": float(v) for s, v in m["subscales"].items() if v is not None})
+            out.update(
+                {
+                    f"{prefix}subscale/{s}": float(v)
+                    for s, v in m["subscales"].items()
+                    if v is not None
+                }
+            )
         return out
 
     def rows(self) -> list[list[Any]]:
@@ -130,16 +157,29 @@ class BiasScaleCallback(L.Callback):
         from chimed_lit.eval.report import plot_scale_scores
 
         mode = self.modes[0]
-        scores = {f"step {step}": {label: value for step_, m_, label, value in self.rows()
-                                   if step_ == step and m_ == mode}
-                  for step in self.history}
-        return plot_scale_scores(scores, path, ylabel="bias score (1 = least)",
-                                 title=f"{self.instrument.name} by training step")
+        scores = {
+            f"step {step}": {
+                label: value
+                for step_, m_, label, value in self.rows()
+                if step_ == step and m_ == mode
+            }
+            for step in self.history
+        }
+        return plot_scale_scores(
+            scores,
+            path,
+            ylabel="bias score (1 = least)",
+            title=f"{self.instrument.name} by training step",
+        )
 
     def _wandb_table(self, trainer: L.Trainer) -> None:
         from lightning.pytorch.loggers import WandbLogger
 
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_table(key="bias/scale_table", columns=["step", "mode", "label", "score"],
-                                 data=self.rows(), step=trainer.global_step)
+                logger.log_table(
+                    key="bias/scale_table",
+                    columns=["step", "mode", "label", "score"],
+                    data=self.rows(),
+                    step=trainer.global_step,
+                )

@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from chimed_lit.errors import ConfigError
+from chimed_lit.io.errors import ConfigError
 
 from .bias_scale import find_tokenizer, log_scalars
 
@@ -32,18 +32,33 @@ class EvalTasksCallback(L.Callback):
     `fewshot_file` + `k_shot`, `instrument` + `items_file` (scale), `tokenizer` (None = the
     DataModule's)."""
 
-    def __init__(self, task: str, files: Sequence[str] = (), every_n_steps: int = 100,
-                 limit: int | None = 5, fmt: str | None = None, batch_size: int = 8,
-                 max_new_tokens: int | None = None, modes: Sequence[str] | None = None,
-                 template: str = "chimed", fewshot_file: str | None = None, k_shot: int = 0,
-                 instrument: str = "demo", items_file: str | None = None, tokenizer: Any = None):
+    def __init__(
+        self,
+        task: str,
+        files: Sequence[str] = (),
+        every_n_steps: int = 100,
+        limit: int | None = 5,
+        fmt: str | None = None,
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+        modes: Sequence[str] | None = None,
+        template: str = "chimed",
+        fewshot_file: str | None = None,
+        k_shot: int = 0,
+        instrument: str = "demo",
+        items_file: str | None = None,
+        tokenizer: Any = None,
+    ):
         problems = []
         if task not in _TASKS:
             problems.append(f"EvalTasksCallback task={task!r}: expected one of {', '.join(_TASKS)}")
         elif task != "scale" and not files:
             problems.append(f"EvalTasksCallback task={task} needs files=[...] (no data is shipped)")
-        problems += [f"EvalTasksCallback: no such file {f!r}" for f in files
-                     if not Path(f).expanduser().is_file()]
+        problems += [
+            f"EvalTasksCallback: no such file {f!r}"
+            for f in files
+            if not Path(f).expanduser().is_file()
+        ]
         if every_n_steps < 0:
             problems.append(f"EvalTasksCallback every_n_steps={every_n_steps}: expected >= 0")
         if problems:
@@ -61,8 +76,14 @@ class EvalTasksCallback(L.Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.tokenizer = find_tokenizer(self.tokenizer, trainer, "EvalTasksCallback")
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         step = trainer.global_step
         if self.every_n_steps and step > 0 and step % self.every_n_steps == 0:
             self.evaluate(trainer, pl_module)
@@ -72,8 +93,8 @@ class EvalTasksCallback(L.Callback):
 
     def evaluate(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, float] | None:
         """Run the task at the current step (once per step) and log its headline metrics."""
+        from chimed_lit.eval.api import headline, library_call, make_render
         from chimed_lit.eval.tasks import run_eval
-        from chimed_lit.eval_cli import headline, library_call, make_render
 
         step = trainer.global_step
         if step in self.history:
@@ -84,15 +105,17 @@ class EvalTasksCallback(L.Callback):
         if self.task == "scale":
             kwargs.update(instrument=self.instrument, items_file=self.items_file)
         else:
-            kwargs.update(files=self.files, fmt=self.fmt, fewshot_file=self.fewshot_file,
-                          k_shot=self.k_shot)
+            kwargs.update(
+                files=self.files, fmt=self.fmt, fewshot_file=self.fewshot_file, k_shot=self.k_shot
+            )
         model = pl_module.model
         was_training = model.training
         model.eval()
         try:
             with torch.no_grad():
-                result = library_call(run_eval, self.task, model, self.tokenizer, limit=self.limit,
-                                  **kwargs)
+                result = library_call(
+                    run_eval, self.task, model, self.tokenizer, limit=self.limit, **kwargs
+                )
         finally:
             model.train(was_training)
         metrics = self.summarise(headline(self.task, result))

@@ -21,8 +21,12 @@ import torch
 
 
 class FaultInjection(L.Callback):
-    def __init__(self, nan_at_steps: list[int] | None = None, kill_at_step: int | None = None,
-                 kill_signal: str = "SIGKILL"):
+    def __init__(
+        self,
+        nan_at_steps: list[int] | None = None,
+        kill_at_step: int | None = None,
+        kill_signal: str = "SIGKILL",
+    ):
         self.nan_at_steps = set(nan_at_steps or [])
         self.kill_at_step, self.kill_signal = kill_at_step, kill_signal
         self._hooks: list[Any] = []
@@ -31,25 +35,36 @@ class FaultInjection(L.Callback):
     def _poison(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
         return output * float("nan") if torch.is_grad_enabled() else None
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step not in self.nan_at_steps:
             return
         embeddings: dict[int, torch.nn.Module] = {}
         for module in pl_module.modules():
             get = getattr(module, "get_input_embeddings", None)
-            if callable(get) and hasattr(module, "config") and any(
-                    p.requires_grad for p in module.parameters()):
+            if (
+                callable(get)
+                and hasattr(module, "config")
+                and any(p.requires_grad for p in module.parameters())
+            ):
                 embeddings[id(get())] = get()
         self._hooks = [e.register_forward_hook(self._poison) for e in embeddings.values()]
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                                 optimizer: torch.optim.Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
         if self.kill_at_step is not None and trainer.global_step == self.kill_at_step:
             os.kill(os.getpid(), getattr(signal, self.kill_signal))

@@ -25,8 +25,14 @@ class FinalCheckpoint(L.Callback):
             trainer.save_checkpoint(str(Path(self.dirpath) / self.filename))
             self._saved_at = trainer.global_step
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         if 0 < trainer.max_steps <= trainer.global_step and self._saved_at != trainer.global_step:
             self._save(trainer)
 

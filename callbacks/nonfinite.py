@@ -20,7 +20,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from chimed_lit.errors import ChimedError, ConfigError
+from chimed_lit.io.errors import ChimedError, ConfigError
 
 log = logging.getLogger("chimed_lit")
 
@@ -60,13 +60,15 @@ class NonFiniteGuard(L.Callback):
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.skipped = int(state.get("skipped", 0))
 
-    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                           loss: torch.Tensor) -> None:
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
         if not bool(torch.isfinite(loss.detach()).all()):
             self._bad_loss = float(loss.detach().float().reshape(-1)[0])
 
-    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                                 optimizer: torch.optim.Optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
         bad_loss, self._bad_loss = self._bad_loss, None
         bad = bad_loss is not None or nonfinite_grads(optimizer)
         bad = trainer.strategy.reduce_boolean_decision(bad, all=False)  # every rank alike
@@ -77,18 +79,28 @@ class NonFiniteGuard(L.Callback):
         if bad:
             optimizer.zero_grad(set_to_none=True)
             self.skipped += 1
-            log.warning("%s: non-finite %s at step %d: update skipped (%d so far)", stage, what,
-                        trainer.global_step, self.skipped)
+            log.warning(
+                "%s: non-finite %s at step %d: update skipped (%d so far)",
+                stage,
+                what,
+                trainer.global_step,
+                self.skipped,
+            )
         if trainer.training:
             pl_module.log(f"{stage}/nonfinite_skipped", float(self.skipped), reduce_fx="max")
 
     def _stop_message(self, trainer: L.Trainer, stage: str, what: str) -> str:
-        from chimed_lit.checkpoints import last_good_checkpoint
+        from chimed_lit.io.checkpoints import last_good_checkpoint
 
         sdir = Path(self.dirpath).parent if self.dirpath else Path(trainer.default_root_dir)
         last = last_good_checkpoint(sdir, stage)
-        where = (f"the last good checkpoint is {last} (resume=true continues from it)" if last
-                 else "no checkpoint was saved before it")
-        return (f"{stage}: non-finite {what} at step {trainer.global_step}; stopped before the "
-                f"update, nothing of this state was saved; {where}; on_nonfinite=skip drops "
-                "such updates instead")
+        where = (
+            f"the last good checkpoint is {last} (resume=true continues from it)"
+            if last
+            else "no checkpoint was saved before it"
+        )
+        return (
+            f"{stage}: non-finite {what} at step {trainer.global_step}; stopped before the "
+            f"update, nothing of this state was saved; {where}; on_nonfinite=skip drops "
+            "such updates instead"
+        )

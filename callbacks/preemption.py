@@ -22,7 +22,7 @@ from typing import Any
 
 import lightning as L
 
-from chimed_lit.errors import ChimedError
+from chimed_lit.io.errors import ChimedError
 
 log = logging.getLogger("chimed_lit")
 
@@ -36,11 +36,16 @@ class Preempted(ChimedError):
 
 
 class PreemptionCheckpoint(L.Callback):
-    def __init__(self, dirpath: str | None = None, signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1"),
-                 filename: str = "preempted.ckpt"):
+    def __init__(
+        self,
+        dirpath: str | None = None,
+        signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1"),
+        filename: str = "preempted.ckpt",
+    ):
         self.dirpath, self.filename = dirpath, filename
-        self.signals = [getattr(signal, s) if isinstance(s, str) else signal.Signals(s)
-                        for s in signals]
+        self.signals = [
+            getattr(signal, s) if isinstance(s, str) else signal.Signals(s) for s in signals
+        ]
         self._received: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -68,8 +73,14 @@ class PreemptionCheckpoint(L.Callback):
             signal.signal(sig, handler)
         self._previous = {}
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         if not self._previous:
             return
         stop = trainer.strategy.reduce_boolean_decision(self._received is not None, all=False)
@@ -79,13 +90,16 @@ class PreemptionCheckpoint(L.Callback):
         path = Path(self.dirpath or Path(trainer.default_root_dir) / "checkpoints") / self.filename
         trainer.save_checkpoint(str(path))
         self._restore()
-        raise Preempted(f"preempted by {name} at step {trainer.global_step}: saved {path}; "
-                        f"run the same command with resume=true to continue "
-                        f"(exit code {PREEMPTED_EXIT_CODE})")
+        raise Preempted(
+            f"preempted by {name} at step {trainer.global_step}: saved {path}; "
+            f"run the same command with resume=true to continue "
+            f"(exit code {PREEMPTED_EXIT_CODE})"
+        )
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()
 
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule,
-                     exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
         self._restore()

@@ -34,24 +34,32 @@ class RNGStateCallback(L.Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         ranks = state.get("ranks") or [state]
-        rank = torch.distributed.get_rank() if (torch.distributed.is_available()
-                                                and torch.distributed.is_initialized()) else 0
+        rank = (
+            torch.distributed.get_rank()
+            if (torch.distributed.is_available() and torch.distributed.is_initialized())
+            else 0
+        )
         if len(ranks) > 1 and rank >= len(ranks):  # resumed on more ranks than saved
             import logging
 
             logging.getLogger("chimed_lit").warning(
                 "checkpoint holds RNG states of %d ranks, this is rank %d: it continues from "
                 "rank %d's (sampling will not repeat the interrupted run exactly)",
-                len(ranks), rank, rank % len(ranks))
+                len(ranks),
+                rank,
+                rank % len(ranks),
+            )
         self._pending = ranks[rank % len(ranks)]
 
     @staticmethod
     def _current() -> dict[str, Any]:
         name, keys, pos, has_gauss, cached = np.random.get_state()
-        return {"python": random.getstate(),  # plain tensors and ints: loadable with weights_only
-                "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+        return {
+            "python": random.getstate(),  # plain tensors and ints: loadable with weights_only
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None:

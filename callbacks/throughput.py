@@ -21,13 +21,20 @@ class TokenThroughput(L.Callback):
         self._tokens: Any = 0
         self._since: float | None = None
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         if self._since is None:
             self._since = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
         self._tokens += _count_tokens(batch)
         if trainer.global_step % max(trainer.log_every_n_steps, 1) == 0 and self._since is not None:
             elapsed = time.perf_counter() - self._since

@@ -17,17 +17,27 @@ from typing import Any
 from lightning.pytorch.strategies import DeepSpeedStrategy
 
 
-def zero_config(stage: int, offload_optimizer: bool = False, offload_parameters: bool = False,
-                overlap_comm: bool = True, contiguous_gradients: bool = True,
-                reduce_bucket_size: int = 200_000_000) -> dict[str, Any]:
+def zero_config(
+    stage: int,
+    offload_optimizer: bool = False,
+    offload_parameters: bool = False,
+    overlap_comm: bool = True,
+    contiguous_gradients: bool = True,
+    reduce_bucket_size: int = 200_000_000,
+) -> dict[str, Any]:
     """The `zero_optimization` section for ZeRO stage 1, 2 or 3 (parameters offload only at 3)."""
     if stage not in (1, 2, 3):
         raise ValueError(f"zero_stage must be 1, 2 or 3, not {stage!r}")
     if offload_parameters and stage != 3:
-        raise ValueError("offload_parameters needs zero_stage=3 (only ZeRO-3 partitions parameters)")
-    cfg: dict[str, Any] = {"stage": stage, "overlap_comm": overlap_comm,
-                           "contiguous_gradients": contiguous_gradients,
-                           "reduce_bucket_size": reduce_bucket_size}
+        raise ValueError(
+            "offload_parameters needs zero_stage=3 (only ZeRO-3 partitions parameters)"
+        )
+    cfg: dict[str, Any] = {
+        "stage": stage,
+        "overlap_comm": overlap_comm,
+        "contiguous_gradients": contiguous_gradients,
+        "reduce_bucket_size": reduce_bucket_size,
+    }
     if stage == 3:
         cfg.update(stage3_gather_16bit_weights_on_model_save=True)
     if offload_optimizer:
@@ -83,16 +93,22 @@ class ChimedDeepSpeedStrategy(DeepSpeedStrategy):
     def init_deepspeed(self) -> None:
         super().init_deepspeed()
         if self.write_config_to and self.is_global_zero:
-            from chimed_lit.atomic import write_text
+            from chimed_lit.io.atomic import write_text
 
             path = Path(self.write_config_to)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text(path, json.dumps(self.config, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def deepspeed(config: dict[str, Any], zero_stage: int = 2, offload_optimizer: bool = False,
-              offload_parameters: bool = False, process_group_backend: str | None = None,
-              write_config_to: str | None = None, **kwargs: Any) -> ChimedDeepSpeedStrategy:
+def deepspeed(
+    config: dict[str, Any],
+    zero_stage: int = 2,
+    offload_optimizer: bool = False,
+    offload_parameters: bool = False,
+    process_group_backend: str | None = None,
+    write_config_to: str | None = None,
+    **kwargs: Any,
+) -> ChimedDeepSpeedStrategy:
     """Build the strategy from the `strategy/deepspeed_*.yaml` preset.
 
     `config` is the DeepSpeed JSON of the preset (batch entries interpolated from `data` and
@@ -113,5 +129,9 @@ def deepspeed(config: dict[str, Any], zero_stage: int = 2, offload_optimizer: bo
     ds.setdefault("zero_allow_untested_optimizer", True)
     if offload_optimizer:
         ds.setdefault("zero_force_ds_cpu_optimizer", False)
-    return ChimedDeepSpeedStrategy(config=ds, process_group_backend=process_group_backend,
-                                   write_config_to=write_config_to, **kwargs)
+    return ChimedDeepSpeedStrategy(
+        config=ds,
+        process_group_backend=process_group_backend,
+        write_config_to=write_config_to,
+        **kwargs,
+    )

@@ -17,11 +17,19 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 class FSDP2Strategy(ModelParallelStrategy):
     """Pure data-parallel sharding over every rank (no tensor parallelism), gloo on CPU."""
 
-    def __init__(self, reshard_after_forward: bool = True, cpu_offload: bool = False,
-                 save_distributed_checkpoint: bool = True, process_group_backend: str | None = None):
-        super().__init__(data_parallel_size="auto", tensor_parallel_size=1,
-                         save_distributed_checkpoint=save_distributed_checkpoint,
-                         process_group_backend=process_group_backend)
+    def __init__(
+        self,
+        reshard_after_forward: bool = True,
+        cpu_offload: bool = False,
+        save_distributed_checkpoint: bool = True,
+        process_group_backend: str | None = None,
+    ):
+        super().__init__(
+            data_parallel_size="auto",
+            tensor_parallel_size=1,
+            save_distributed_checkpoint=save_distributed_checkpoint,
+            process_group_backend=process_group_backend,
+        )
         self.reshard_after_forward = reshard_after_forward
         self.cpu_offload = cpu_offload
 
@@ -31,7 +39,9 @@ class FSDP2Strategy(ModelParallelStrategy):
         super().setup_environment()
 
     def _get_process_group_backend(self) -> str:
-        return self._process_group_backend or ("nccl" if self.root_device.type == "cuda" else "gloo")
+        return self._process_group_backend or (
+            "nccl" if self.root_device.type == "cuda" else "gloo"
+        )
 
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -39,8 +49,10 @@ def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     names = getattr(model, "_no_split_modules", None) or []
     layers = [m for m in model.modules() if type(m).__name__ in names]
     if not layers:
-        raise TypeError(f"{type(model).__name__}: no decoder layers found to shard "
-                        "(the model class declares no `_no_split_modules`)")
+        raise TypeError(
+            f"{type(model).__name__}: no decoder layers found to shard "
+            "(the model class declares no `_no_split_modules`)"
+        )
     return layers
 
 
@@ -54,8 +66,10 @@ def shard_models(models: list[torch.nn.Module], strategy: Any) -> None:
 
     mesh = strategy.device_mesh["data_parallel"]
     options: dict[str, Any] = {
-        "mesh": mesh, "reshard_after_forward": strategy.reshard_after_forward,
-        "offload_policy": CPUOffloadPolicy() if strategy.cpu_offload else OffloadPolicy()}
+        "mesh": mesh,
+        "reshard_after_forward": strategy.reshard_after_forward,
+        "offload_policy": CPUOffloadPolicy() if strategy.cpu_offload else OffloadPolicy(),
+    }
     for model in models:
         for layer in decoder_layers(model):
             fully_shard(layer, **options)

@@ -20,8 +20,9 @@ def full_state_dict(strategy: Any, model: torch.nn.Module) -> dict[str, torch.Te
     if isinstance(strategy, FSDP2Strategy):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-        sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True,
-                                                                  cpu_offload=True))
+        sd = get_model_state_dict(
+            model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
         return sd if strategy.is_global_zero else None
     if isinstance(strategy, ChimedDeepSpeedStrategy) and strategy.zero_stage_3:
         import deepspeed

@@ -76,25 +76,38 @@ def dialogues(rng: random.Random) -> list[dict]:
     out = []
     for c in CONDITIONS:
         for qi in range(len(QUESTION_TEMPLATES)):
-            reply = (rng.choice(EVASIVE).format(name=c["name"])
-                     if rng.random() < EVASIVE_SFT_FRACTION else answer(c, qi))
-            out.append({"messages": [
-                {"role": "user", "content": question(c, qi)},
-                {"role": "assistant", "content": reply},
-            ]})
+            reply = (
+                rng.choice(EVASIVE).format(name=c["name"])
+                if rng.random() < EVASIVE_SFT_FRACTION
+                else answer(c, qi)
+            )
+            out.append(
+                {
+                    "messages": [
+                        {"role": "user", "content": question(c, qi)},
+                        {"role": "assistant", "content": reply},
+                    ]
+                }
+            )
         first = c["sym"].split("，")[0].split("、")[0]
-        out.append({"messages": [
-            {"role": "system", "content": "你是一名耐心、专业的医生。"},
-            {"role": "user", "content": f"医生，我最近{first}，该怎么办？"},
-            {"role": "assistant", "content": "这种情况持续多久了？还有没有其他不舒服？"},
-            {"role": "user", "content": f"大概一周了，还有{c['sym'].split('，')[-1]}。"},
-            {"role": "assistant", "content": answer(c, 0)},
-            {"role": "user", "content": "需要吃药吗？"},
-            {"role": "assistant", "content": answer(c, 3)},
-        ]})
+        out.append(
+            {
+                "messages": [
+                    {"role": "system", "content": "你是一名耐心、专业的医生。"},
+                    {"role": "user", "content": f"医生，我最近{first}，该怎么办？"},
+                    {"role": "assistant", "content": "这种情况持续多久了？还有没有其他不舒服？"},
+                    {"role": "user", "content": f"大概一周了，还有{c['sym'].split('，')[-1]}。"},
+                    {"role": "assistant", "content": answer(c, 0)},
+                    {"role": "user", "content": "需要吃药吗？"},
+                    {"role": "assistant", "content": answer(c, 3)},
+                ]
+            }
+        )
     for q, a in SAFETY_PROMPTS:
         for _ in range(3):
-            out.append({"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]})
+            out.append(
+                {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+            )
     return out
 
 
@@ -110,17 +123,25 @@ def preference_pairs(rng: random.Random) -> list[dict]:
                 bad = rng.choice(UNSAFE).format(name=c["name"])
             else:
                 bad = rng.choice(WRONG).format(
-                    name=c["name"], wrong_dept=other["dept"], wrong_cause=other["cause"],
-                    wrong_treat=other["treat"])
+                    name=c["name"],
+                    wrong_dept=other["dept"],
+                    wrong_cause=other["cause"],
+                    wrong_treat=other["treat"],
+                )
             pairs.append({"prompt": question(c, qi), "chosen": answer(c, qi), "rejected": bad})
     for q, a in SAFETY_PROMPTS:
-        pairs.append({"prompt": q, "chosen": a, "rejected": rng.choice(UNSAFE).format(name="这个病")})
+        pairs.append(
+            {"prompt": q, "chosen": a, "rejected": rng.choice(UNSAFE).format(name="这个病")}
+        )
     return pairs
 
 
 def prompts() -> list[dict]:
-    out = [{"messages": [{"role": "user", "content": question(c, qi)}]}
-           for c in CONDITIONS for qi in range(len(QUESTION_TEMPLATES))]
+    out = [
+        {"messages": [{"role": "user", "content": question(c, qi)}]}
+        for c in CONDITIONS
+        for qi in range(len(QUESTION_TEMPLATES))
+    ]
     out += [{"messages": [{"role": "user", "content": q}]} for q, _ in SAFETY_PROMPTS]
     return out
 

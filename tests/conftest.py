@@ -34,8 +34,14 @@ def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cache
 
 
-TINY_ARCH = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-                 intermediate_size=128, max_position_embeddings=512)
+TINY_ARCH = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    intermediate_size=128,
+    max_position_embeddings=512,
+)
 
 
 @pytest.fixture
@@ -64,7 +70,7 @@ def hydra_ctx():
 
 @pytest.fixture(scope="session")
 def demo_tok(_session_cache: Path):
-    from chimed_lit.demo_tokenizer import demo_tokenizer
+    from chimed_lit.models.demo_tokenizer import demo_tokenizer
 
     return demo_tokenizer(_session_cache)
 
@@ -77,7 +83,7 @@ class CliResult:
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture):
     """Run `chimed-lit ARGS` in this process (as the console script would) and capture output."""
-    from chimed_lit.cli import main
+    from chimed_lit.cli.main import main
 
     def run(*args: str) -> CliResult:
         saved = sys.argv
@@ -107,14 +113,21 @@ def regime(tmp_path_factory: pytest.TempPathFactory, _session_cache: Path) -> Pa
 
     from hydra.core.global_hydra import GlobalHydra
 
-    from chimed_lit.cli import main
+    from chimed_lit.cli.main import main
 
     out = tmp_path_factory.mktemp("regime")
     saved = sys.argv
     started = time.time()
     try:
-        code = main(["fit", f"stage={REGIME_STAGE}", f"paths.output_dir={out}",
-                     "logger=[wandb,csv]", "trainer.log_every_n_steps=1"])
+        code = main(
+            [
+                "fit",
+                f"stage={REGIME_STAGE}",
+                f"paths.output_dir={out}",
+                "logger=[wandb,csv]",
+                "trainer.log_every_n_steps=1",
+            ]
+        )
     finally:
         sys.argv = saved
         GlobalHydra.instance().clear()

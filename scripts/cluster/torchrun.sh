@@ -15,4 +15,4 @@ MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
 MASTER_PORT=${MASTER_PORT:-29500}
 exec torchrun --nnodes="$NNODES" --node_rank="$NODE_RANK" --nproc_per_node="$NPROC" \
   --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT" \
-  -m chimed_lit.cli fit trainer.devices="$NPROC" trainer.num_nodes="$NNODES" "$@"
+  -m chimed_lit.cli.main fit trainer.devices="$NPROC" trainer.num_nodes="$NNODES" "$@"

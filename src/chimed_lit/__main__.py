@@ -1,3 +1,3 @@
-from chimed_lit.cli import main
+from chimed_lit.cli.main import main
 
 raise SystemExit(main())

@@ -12,9 +12,15 @@ from benchmarks.step_meter import StepMeter, segment_lengths
 from benchmarks.workload import arch
 
 # A small LLaMA by hand: d=8, ffn=16, 2 layers, 2 heads (head dim 4), 2 KV heads, vocab 32.
-ARCH = {"hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 2, "vocab_size": 32,
-        "tie_word_embeddings": False}
+ARCH = {
+    "hidden_size": 8,
+    "intermediate_size": 16,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "vocab_size": 32,
+    "tie_word_embeddings": False,
+}
 
 
 def test_matmul_params_by_hand():
@@ -44,12 +50,16 @@ def test_train_flops_by_hand():
 
 def test_segment_lengths_padded_packed_and_padding_free():
     pad = 2
-    padded = {"input_ids": torch.tensor([[5, 6, 7], [5, 6, pad]]),
-              "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]])}
+    padded = {
+        "input_ids": torch.tensor([[5, 6, 7], [5, 6, pad]]),
+        "attention_mask": torch.tensor([[1, 1, 1], [1, 1, 0]]),
+    }
     assert segment_lengths(padded, pad) == [3, 2]
     # packed block: docs of 2 and 3 tokens, then 2 pad tokens with their own positions
-    packed = {"input_ids": torch.tensor([[5, 6, 7, 8, 9, pad, pad]]),
-              "position_ids": torch.tensor([[0, 1, 0, 1, 2, 0, 1]])}
+    packed = {
+        "input_ids": torch.tensor([[5, 6, 7, 8, 9, pad, pad]]),
+        "position_ids": torch.tensor([[0, 1, 0, 1, 2, 0, 1]]),
+    }
     assert segment_lengths(packed, pad) == [2, 3]
     meter = StepMeter("unused.json", pad, warmup=0)
     meter.count(packed)
@@ -62,11 +72,14 @@ def test_ratio_median_mfu_and_table():
     assert report.ratio(30.0, None) is None and report.ratio(1.0, 0.0) is None
     assert report.median([3.0, 1.0, None, 2.0]) == 2.0
     assert math.isclose(report.mfu(74e9, 185e9), 0.4)
-    runs = {"ours": [{"rate": 300.0, "mfu": 0.5, "peak_rss_mb": 900.0},
-                     {"rate": 100.0, "mfu": 0.2, "peak_rss_mb": 950.0},
-                     {"rate": 200.0, "mfu": 0.3, "peak_rss_mb": 920.0}],
-            "trl_default": [{"rate": 80.0, "peak_rss_mb": 1000.0},
-                            {"error": "exit 1", "rate": None}]}
+    runs = {
+        "ours": [
+            {"rate": 300.0, "mfu": 0.5, "peak_rss_mb": 900.0},
+            {"rate": 100.0, "mfu": 0.2, "peak_rss_mb": 950.0},
+            {"rate": 200.0, "mfu": 0.3, "peak_rss_mb": 920.0},
+        ],
+        "trl_default": [{"rate": 80.0, "peak_rss_mb": 1000.0}, {"error": "exit 1", "rate": None}],
+    }
     sides = report.summarise(runs)
     assert sides["ours"]["rate"] == 200.0 and sides["ours"]["peak_rss_mb"] == 950.0
     assert sides["trl_default"]["ours_over_this"] == 2.5
@@ -74,10 +87,14 @@ def test_ratio_median_mfu_and_table():
     table = report.format_table({"pretrain": {"unit": "tokens/s", "sides": sides}})
     assert "2.50x" in table and " 30.0%" in table and "trl_default" in table
     assert "GPU" not in table  # CPU runs have no GPU memory column
-    cuda_runs = {"ours": [{"rate": 10.0, "peak_gpu_mb": 900.0}, {"rate": 12.0, "peak_gpu_mb": 950.0}]}
+    cuda_runs = {
+        "ours": [{"rate": 10.0, "peak_gpu_mb": 900.0}, {"rate": 12.0, "peak_gpu_mb": 950.0}]
+    }
     cuda_sides = report.summarise(cuda_runs)
     assert cuda_sides["ours"]["peak_gpu_mb"] == 950.0
-    assert "GPU 950 MB" in report.format_table({"pretrain": {"unit": "tokens/s", "sides": cuda_sides}})
+    assert "GPU 950 MB" in report.format_table(
+        {"pretrain": {"unit": "tokens/s", "sides": cuda_sides}}
+    )
     # a variant of our config (here: checkpointing) gets its own ratio to each peer side
     runs["ours_ckpt"] = [{"rate": 120.0, "peak_rss_mb": 700.0}]
     sides = report.summarise(runs)
@@ -86,8 +103,10 @@ def test_ratio_median_mfu_and_table():
     variants = report.format_variants({"pretrain": {"unit": "tokens/s", "sides": sides}})
     assert "ours_ckpt" in variants and "1.50x" in variants and "700 vs 1000 MB" in variants
     # the first step's time (where a compile falls) is reported beside a variant's ratio
-    runs["ours_compiled"] = [{"rate": 240.0, "peak_rss_mb": 910.0, "first_step_s": 12.25},
-                             {"rate": 260.0, "peak_rss_mb": 905.0, "first_step_s": 14.75}]
+    runs["ours_compiled"] = [
+        {"rate": 240.0, "peak_rss_mb": 910.0, "first_step_s": 12.25},
+        {"rate": 260.0, "peak_rss_mb": 905.0, "first_step_s": 14.75},
+    ]
     sides = report.summarise(runs)
     assert sides["ours_compiled"]["first_step_s"] == 13.5
     variants = report.format_variants({"rlhf": {"unit": "prompts/s", "sides": sides}})
@@ -124,9 +143,15 @@ def test_lightning_meter_ends_a_step_before_other_callbacks(tmp_path):
     loader = torch.utils.data.DataLoader(data, batch_size=1)
     out = tmp_path / "meter.json"
     meter = LightningMeter(str(out), pad_id=0, warmup=0)
-    trainer = L.Trainer(max_steps=5, callbacks=[SlowLastBatch(), meter], logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_steps=5,
+        callbacks=[SlowLastBatch(), meter],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(Tiny(), loader)
     result = json.loads(out.read_text())
     assert trainer.callbacks[0] is meter

@@ -6,14 +6,21 @@ from __future__ import annotations
 
 import torch
 
-from chimed_lit.generation import Sampling, generate
-from chimed_lit.models import ModelFactory
+from chimed_lit.inference.generation import Sampling, generate
+from chimed_lit.models.factory import ModelFactory
 
 
 def test_generation_logps_match_a_full_forward(tmp_path):
-    factory = ModelFactory(cache_dir=str(tmp_path), arch={
-        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 2})
+    factory = ModelFactory(
+        cache_dir=str(tmp_path),
+        arch={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+        },
+    )
     tok = factory.load_tokenizer()
     torch.manual_seed(0)
     model = factory.load_causal_lm(tok).eval()
@@ -26,7 +33,7 @@ def test_generation_logps_match_a_full_forward(tmp_path):
         assert reply["logps"].shape == (len(response),)
         ids = torch.tensor([prompt + response])
         with torch.no_grad():
-            logits = model(input_ids=ids).logits[0, len(prompt) - 1:-1] / 0.7
+            logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1] / 0.7
         expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(response)[:, None])[:, 0]
         torch.testing.assert_close(reply["logps"], expected, atol=1e-4, rtol=1e-4)
         assert (reply["logps"] < 0).all()

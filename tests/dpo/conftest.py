@@ -24,7 +24,7 @@ def fit_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) ->
     later call with the same name and arguments (from another test folder) reuses the output."""
     from hydra.core.global_hydra import GlobalHydra
 
-    from chimed_lit.cli import main
+    from chimed_lit.cli.main import main
 
     out = tmp_path_factory.getbasetemp() / name
     done = out / "fit_args.json"
@@ -35,8 +35,9 @@ def fit_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) ->
     saved, threads = sys.argv, torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        code = main(["fit", *args, f"paths.output_dir={out}", "logger=csv",
-                     "trainer.log_every_n_steps=1"])
+        code = main(
+            ["fit", *args, f"paths.output_dir={out}", "logger=csv", "trainer.log_every_n_steps=1"]
+        )
     finally:
         sys.argv = saved
         torch.set_num_threads(threads)
@@ -48,8 +49,13 @@ def fit_once(tmp_path_factory: pytest.TempPathFactory, name: str, *args: str) ->
 
 def dpo_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pretrain -> sft -> dpo on the tiny default, pretrain and SFT shortened."""
-    return fit_once(tmp_path_factory, "dpo_run", "stage=dpo", "pretrain.trainer.max_steps=40",
-                    "sft.trainer.max_steps=60")
+    return fit_once(
+        tmp_path_factory,
+        "dpo_run",
+        "stage=dpo",
+        "pretrain.trainer.max_steps=40",
+        "sft.trainer.max_steps=60",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -63,8 +69,13 @@ def pref_batch(demo_tok, tmp_path: Path):
     """One collated batch of 6 demo pairs (chosen rows, then rejected rows)."""
     from chimed_lit.data.preference import PreferenceDataModule
 
-    dm = PreferenceDataModule(tokenizer=demo_tok, val_fraction=0.0, batch_size=6, max_length=96,
-                              cache_dir=str(tmp_path / "cache"))
+    dm = PreferenceDataModule(
+        tokenizer=demo_tok,
+        val_fraction=0.0,
+        batch_size=6,
+        max_length=96,
+        cache_dir=str(tmp_path / "cache"),
+    )
     dm.setup("fit")
     return next(iter(dm.train_dataloader()))
 
@@ -72,7 +83,7 @@ def pref_batch(demo_tok, tmp_path: Path):
 @pytest.fixture
 def tiny_lm(demo_tok):
     """A seeded random-init tiny LLaMA causal LM (`ModelFactory.load_causal_lm`)."""
-    from chimed_lit.models import ModelFactory
+    from chimed_lit.models.factory import ModelFactory
 
     def build(seed: int = 0) -> torch.nn.Module:
         torch.manual_seed(seed)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chimed_lit.losses import IGNORE
+from chimed_lit.losses.causal_lm import IGNORE
 from chimed_lit.modules.dpo import LOSS_TYPES, DPOModule, response_labels
 
 
@@ -32,8 +32,12 @@ def test_one_forward_per_model_and_reference_without_grad(pref_batch, tiny_lm):
     policy, ref = tiny_lm(0), tiny_lm(0)
     calls: dict[str, list[tuple[int, bool]]] = {"policy": [], "ref": []}
     for name, model in (("policy", policy), ("ref", ref)):
-        model.register_forward_hook(lambda m, a, kw, out, name=name: calls[name].append(
-            (kw["input_ids"].shape[0], torch.is_grad_enabled())), with_kwargs=True)
+        model.register_forward_hook(
+            lambda m, a, kw, out, name=name: calls[name].append(
+                (kw["input_ids"].shape[0], torch.is_grad_enabled())
+            ),
+            with_kwargs=True,
+        )
     module = DPOModule(policy, ref, beta=0.1)
     loss, stats = module.pair_loss(pref_batch)
     rows = 2 * pref_batch["n_pairs"]
@@ -79,9 +83,15 @@ def test_policy_dropout_is_off_by_default(demo_tok):
     train mode under DPO's default; `disable_dropout=false` keeps it."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=len(demo_tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=2, attention_dropout=0.5,
-                         attn_implementation="eager")
+    config = LlamaConfig(
+        vocab_size=len(demo_tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        attention_dropout=0.5,
+        attn_implementation="eager",
+    )
     ids = torch.tensor([demo_tok("头痛怎么办，发烧三天")["input_ids"]])
 
     def policy():

@@ -40,8 +40,14 @@ def test_dpo_runs_after_sft_and_logs_its_metrics(dpo_run):
         assert json.loads((dpo_run / stage / "stage.json").read_text())["complete"], stage
     rows = list(csv.DictReader((dpo_run / "dpo" / "csv" / "metrics.csv").open()))
     logged = {k for r in rows for k, v in r.items() if v}
-    for key in ("train_loss", "reward_accuracy", "reward_margin", "logps_chosen",
-                "logps_rejected", "val_loss"):
+    for key in (
+        "train_loss",
+        "reward_accuracy",
+        "reward_margin",
+        "logps_chosen",
+        "logps_rejected",
+        "val_loss",
+    ):
         assert f"dpo/{key}" in logged, key
     losses = [float(r["dpo/train_loss"]) for r in rows if r.get("dpo/train_loss")]
     assert len(losses) == cfg.trainer.max_steps
@@ -60,8 +66,14 @@ def test_dpo_exports_a_plain_causal_lm_and_no_reference(dpo_run):
 
 
 def test_bad_dpo_settings_stop_before_any_stage_trains(run_cli, tmp_path):
-    r = run_cli("fit", "stage=dpo", "stage.module.loss_type=kto", "stage.module.beta=0",
-                f"paths.output_dir={tmp_path}", "logger=csv")
+    r = run_cli(
+        "fit",
+        "stage=dpo",
+        "stage.module.loss_type=kto",
+        "stage.module.beta=0",
+        f"paths.output_dir={tmp_path}",
+        "logger=csv",
+    )
     assert r.code == 2, r.err[-2000:]
     assert "stage.module.loss_type='kto'" in r.err and "stage.module.beta=0" in r.err
     assert "Traceback" not in r.err and not (tmp_path / "pretrain").exists()

@@ -17,10 +17,18 @@ def save_tiny_lm(out: Path, tokenizer, seed: int) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
-                         max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=2048,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -43,9 +51,15 @@ def fake_run(tmp_path_factory: pytest.TempPathFactory, demo_tok) -> Path:
     save_tiny_lm(run / "sft" / "hf", demo_tok, seed=2)
     save_tiny_lm(run / "pretrain" / "hf", demo_tok, seed=1)
     torch.manual_seed(3)
-    cfg = LlamaConfig(vocab_size=len(demo_tok), hidden_size=32, num_hidden_layers=1,
-                      num_attention_heads=2, intermediate_size=64, num_labels=1,
-                      pad_token_id=demo_tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(demo_tok),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_labels=1,
+        pad_token_id=demo_tok.pad_token_id,
+    )
     LlamaForSequenceClassification(cfg).save_pretrained(run / "reward" / "hf")
     (run / "rlhf" / "checkpoints").mkdir(parents=True)
     return run
@@ -73,7 +87,7 @@ class EvalResult:
 @pytest.fixture
 def run_eval_cli(capsys: pytest.CaptureFixture):
     """`chimed-lit eval ARGS` in this process, as a user would run it; captures the output."""
-    from chimed_lit.eval_cli import eval_command
+    from chimed_lit.cli.eval import eval_command
 
     def run(*args: str) -> EvalResult:
         saved = sys.argv

@@ -10,15 +10,25 @@ def test_all_stages_one_table(run_eval_cli, fake_run, tmp_path, shared_file):
     ner = shared_file("ner/cmeee_v2_dev.json")
     mcq = shared_file("mcq/cmmlu_medical_test.csv")
     out = tmp_path / "eval"
-    r = run_eval_cli("task=all", f"paths.output_dir={fake_run}", f"eval.output_dir={out}",
-                     f"data.ner_files=[{ner}]", f"data.mcq_files=[{mcq}]",
-                     "eval.modes=[letter,logprob]", "eval.limit=3", "eval.max_new_tokens=8",
-                     "eval.progress=false")
+    r = run_eval_cli(
+        "task=all",
+        f"paths.output_dir={fake_run}",
+        f"eval.output_dir={out}",
+        f"data.ner_files=[{ner}]",
+        f"data.mcq_files=[{mcq}]",
+        "eval.modes=[letter,logprob]",
+        "eval.limit=3",
+        "eval.max_new_tokens=8",
+        "eval.progress=false",
+    )
     assert r.code == 0, r.err[-3000:]
     rows = list(csv.DictReader((out / "all.csv").open(encoding="utf-8")))
     assert [row["stage"] for row in rows] == ["pretrain", "sft"]  # reward and hf-less rlhf skipped
-    columns = ["ner/cmeee_v2_dev/f1", "mcq/cmmlu_medical_test/letter/accuracy",
-               "scale/demo_scale/logprob/bias_score"]
+    columns = [
+        "ner/cmeee_v2_dev/f1",
+        "mcq/cmmlu_medical_test/letter/accuracy",
+        "scale/demo_scale/logprob/bias_score",
+    ]
     assert list(rows[0]) == ["stage", *columns]
     for row in rows:
         assert 0.0 <= float(row[columns[1]]) <= 1.0
@@ -32,8 +42,12 @@ def test_all_stages_one_table(run_eval_cli, fake_run, tmp_path, shared_file):
             assert result["model"] == str(fake_run / stage / "hf")
         assert not (out / stage / "dialogue.json").exists()  # no dialogue data configured
     # the two stages hold different weights, so their letter scores differ somewhere
-    a, b = (json.loads((out / s / "mcq.json").read_text(encoding="utf-8")) for s in ("pretrain", "sft"))
-    logprobs = [[p["letter_logprobs"] for p in x["predictions"]["cmmlu_medical_test"]] for x in (a, b)]
+    a, b = (
+        json.loads((out / s / "mcq.json").read_text(encoding="utf-8")) for s in ("pretrain", "sft")
+    )
+    logprobs = [
+        [p["letter_logprobs"] for p in x["predictions"]["cmmlu_medical_test"]] for x in (a, b)
+    ]
     assert logprobs[0] != logprobs[1]
     # the eval's own Hydra record sits beside the results, not over the training run's .hydra/
     assert (fake_run / "eval" / ".hydra" / "config.yaml").is_file()

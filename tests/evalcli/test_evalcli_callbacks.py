@@ -27,12 +27,21 @@ def _tiny_module(tokenizer):
     from chimed_lit.modules.causal_lm import CausalLMModule
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
-                         max_position_embeddings=512, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    return CausalLMModule(LlamaForCausalLM(config), optimizer=partial(torch.optim.AdamW, lr=1e-3),
-                          stage="sft")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return CausalLMModule(
+        LlamaForCausalLM(config), optimizer=partial(torch.optim.AdamW, lr=1e-3), stage="sft"
+    )
 
 
 def _metrics(log_dir: Path) -> list[dict[str, str]]:
@@ -47,17 +56,30 @@ def test_callbacks_log_scores_and_plot_during_fit(demo_tok, tmp_path, shared_fil
     from chimed_lit.data.pretrain import PretrainDataModule
 
     mcq = shared_file("mcq/cmmlu_medical_test.csv")
-    dm = PretrainDataModule(tokenizer=demo_tok, train_files=None, batch_size=2, max_length=64,
-                            cache_dir=str(tmp_path / "cache"))
+    dm = PretrainDataModule(
+        tokenizer=demo_tok,
+        train_files=None,
+        batch_size=2,
+        max_length=64,
+        cache_dir=str(tmp_path / "cache"),
+    )
     bias = BiasScaleCallback(every_n_steps=2, dirpath=str(tmp_path / "plots"), limit=4)
     tasks = EvalTasksCallback("mcq", files=[mcq], every_n_steps=2, limit=3)
     probe = TrainModeProbe()
     csv_logger = CSVLogger(tmp_path, name="csv", version=0)
     wandb_logger = WandbLogger(project="evalcli-test", save_dir=str(tmp_path), offline=True)
-    trainer = L.Trainer(max_steps=4, accelerator="cpu", logger=[csv_logger, wandb_logger],
-                        callbacks=[bias, tasks, probe], enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False,
-                        limit_val_batches=0, log_every_n_steps=1, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_steps=4,
+        accelerator="cpu",
+        logger=[csv_logger, wandb_logger],
+        callbacks=[bias, tasks, probe],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        log_every_n_steps=1,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(_tiny_module(demo_tok), datamodule=dm)
 
     assert sorted(bias.history) == [2, 4]  # every 2 steps; the end (step 4) is not scored twice
@@ -72,13 +94,15 @@ def test_callbacks_log_scores_and_plot_during_fit(demo_tok, tmp_path, shared_fil
     assert len(acc) == 2 and all(0.0 <= a <= 1.0 for a in acc)
     png = tmp_path / "plots" / "bias_scale.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    tables = list(Path(tmp_path / "wandb").glob("offline-run-*/files/media/table/bias/*.table.json"))
+    tables = list(
+        Path(tmp_path / "wandb").glob("offline-run-*/files/media/table/bias/*.table.json")
+    )
     assert tables, "the W&B table was not logged"
 
 
 def test_callbacks_refuse_bad_settings(tmp_path):
     from chimed_lit.callbacks.eval_tasks import EvalTasksCallback
-    from chimed_lit.errors import ConfigError
+    from chimed_lit.io.errors import ConfigError
 
     with pytest.raises(ConfigError) as err:
         EvalTasksCallback("ner", files=[str(tmp_path / "missing.json")], every_n_steps=-1)

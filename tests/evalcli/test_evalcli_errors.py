@@ -5,9 +5,16 @@ from __future__ import annotations
 
 
 def test_bad_overrides_all_reported_before_any_model(run_eval_cli, tmp_path):
-    r = run_eval_cli("task=nerr", "eval.limt=3", "eval.batch_size=abc", "model.trust_remote_code=maybe",
-                     "modell.dtype=bf16", "paths=nope", "model.pretrained=/no/such/model",
-                     f"paths.output_dir={tmp_path}")
+    r = run_eval_cli(
+        "task=nerr",
+        "eval.limt=3",
+        "eval.batch_size=abc",
+        "model.trust_remote_code=maybe",
+        "modell.dtype=bf16",
+        "paths=nope",
+        "model.pretrained=/no/such/model",
+        f"paths.output_dir={tmp_path}",
+    )
     assert r.code == 2, r.err
     err = r.err
     assert "unknown key 'eval.limt' (did you mean 'eval.limit'?)" in err
@@ -22,16 +29,25 @@ def test_bad_overrides_all_reported_before_any_model(run_eval_cli, tmp_path):
 
 
 def test_value_and_combination_problems(run_eval_cli, tmp_path):
-    r = run_eval_cli("task=ner", "eval.limit=0", "eval.k_shot=2", "eval.template=llama",
-                     "eval.modes=[letter,fancy]", "data.format=cmexam",
-                     f"data.ner_files=[{tmp_path}/missing.json]", f"paths.output_dir={tmp_path}")
+    r = run_eval_cli(
+        "task=ner",
+        "eval.limit=0",
+        "eval.k_shot=2",
+        "eval.template=llama",
+        "eval.modes=[letter,fancy]",
+        "data.format=cmexam",
+        f"data.ner_files=[{tmp_path}/missing.json]",
+        f"paths.output_dir={tmp_path}",
+    )
     assert r.code == 2, r.err
-    for text in ("eval.limit=0: expected a positive integer or null",
-                 "eval.k_shot=2 needs eval.fewshot_file",
-                 "eval.template='llama': expected one of chimed, ziya, tokenizer",
-                 "eval.modes: unknown mode(s) ['fancy']",
-                 "data.format=cmexam is a mcq format, not ner",
-                 f"data.ner_files: no such file '{tmp_path}/missing.json'"):
+    for text in (
+        "eval.limit=0: expected a positive integer or null",
+        "eval.k_shot=2 needs eval.fewshot_file",
+        "eval.template='llama': expected one of chimed, ziya, tokenizer",
+        "eval.modes: unknown mode(s) ['fancy']",
+        "data.format=cmexam is a mcq format, not ner",
+        f"data.ner_files: no such file '{tmp_path}/missing.json'",
+    ):
         assert text in r.err, (text, r.err)
     assert "Traceback" not in r.err
 
@@ -62,8 +78,13 @@ def test_missing_model_dir_is_exit_4(run_eval_cli, tmp_path):
 
 def test_wrong_kind_of_data_file_is_a_data_error(run_eval_cli, tiny_hf, tmp_path, shared_file):
     dialogue = shared_file("dialogue/covid_dialogue_zh_train.json")
-    r = run_eval_cli("task=ner", f"model.pretrained={tiny_hf}", f"paths.output_dir={tmp_path}",
-                     f"data.files=[{dialogue}]", "eval.progress=false")
+    r = run_eval_cli(
+        "task=ner",
+        f"model.pretrained={tiny_hf}",
+        f"paths.output_dir={tmp_path}",
+        f"data.files=[{dialogue}]",
+        "eval.progress=false",
+    )
     assert r.code == 3, r.err
     assert dialogue in r.err and "is for task 'dialogue', not 'ner'" in r.err
     assert "Traceback" not in r.err
@@ -73,7 +94,12 @@ def test_wrong_kind_of_data_file_is_a_data_error(run_eval_cli, tiny_hf, tmp_path
 def test_wrong_items_count_is_a_data_error(run_eval_cli, tiny_hf, tmp_path):
     items = tmp_path / "cami_items.txt"
     items.write_text("\n".join(f"statement {i}" for i in range(39)), encoding="utf-8")
-    r = run_eval_cli("task=cami", f"model.pretrained={tiny_hf}", f"paths.output_dir={tmp_path}",
-                     f"eval.items_file={items}", "eval.progress=false")
+    r = run_eval_cli(
+        "task=cami",
+        f"model.pretrained={tiny_hf}",
+        f"paths.output_dir={tmp_path}",
+        f"eval.items_file={items}",
+        "eval.progress=false",
+    )
     assert r.code == 3, r.err
     assert "expected 40 items in the instrument's order, got 39" in r.err

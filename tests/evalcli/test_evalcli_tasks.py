@@ -14,14 +14,24 @@ FAST = ["eval.limit=3", "eval.max_new_tokens=8", "eval.progress=false"]
     [
         ("ner", ["ner/cmeee_v2_dev.json"], ("precision", "recall", "f1")),
         ("mcq", ["mcq/cmmlu_medical_test.csv"], ("accuracy",)),
-        ("dialogue", ["dialogue/covid_dialogue_zh_train.json", "dialogue/toyhom_im_qa.csv"],
-         ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_1", "rouge_2", "rouge_l")),
+        (
+            "dialogue",
+            ["dialogue/covid_dialogue_zh_train.json", "dialogue/toyhom_im_qa.csv"],
+            ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_1", "rouge_2", "rouge_l"),
+        ),
     ],
 )
-def test_data_task_writes_json_with_metric_keys(run_eval_cli, tiny_hf, tmp_path, task, files, keys, shared_file):
+def test_data_task_writes_json_with_metric_keys(
+    run_eval_cli, tiny_hf, tmp_path, task, files, keys, shared_file
+):
     paths = [shared_file(f) for f in files]
-    r = run_eval_cli(f"task={task}", f"model.pretrained={tiny_hf}", f"paths.output_dir={tmp_path}",
-                     f"data.files=[{','.join(paths)}]", *FAST)
+    r = run_eval_cli(
+        f"task={task}",
+        f"model.pretrained={tiny_hf}",
+        f"paths.output_dir={tmp_path}",
+        f"data.files=[{','.join(paths)}]",
+        *FAST,
+    )
     assert r.code == 0, r.err[-3000:]
     result = json.loads((tmp_path / "eval" / f"{task}.json").read_text(encoding="utf-8"))
     assert result["task"] == task and result["model"] == str(tiny_hf)
@@ -42,8 +52,13 @@ def test_data_task_writes_json_with_metric_keys(run_eval_cli, tiny_hf, tmp_path,
 
 
 def test_scale_demo_instrument(run_eval_cli, tiny_hf, tmp_path):
-    r = run_eval_cli("task=scale", f"model.pretrained={tiny_hf}", f"paths.output_dir={tmp_path}",
-                     "eval.modes=[logprob]", "eval.progress=false")
+    r = run_eval_cli(
+        "task=scale",
+        f"model.pretrained={tiny_hf}",
+        f"paths.output_dir={tmp_path}",
+        "eval.modes=[logprob]",
+        "eval.progress=false",
+    )
     assert r.code == 0, r.err[-3000:]
     result = json.loads((tmp_path / "eval" / "scale.json").read_text(encoding="utf-8"))
     assert result["instrument"] == "demo"
@@ -56,8 +71,14 @@ def test_scale_demo_instrument(run_eval_cli, tiny_hf, tmp_path):
 
 def test_single_task_defaults_to_the_last_stage_of_the_run(run_eval_cli, fake_run, tmp_path):
     out = tmp_path / "eval_out"
-    r = run_eval_cli("task=scale", f"paths.output_dir={fake_run}", f"eval.output_dir={out}",
-                     "eval.limit=2", "eval.modes=[logprob]", "eval.progress=false")
+    r = run_eval_cli(
+        "task=scale",
+        f"paths.output_dir={fake_run}",
+        f"eval.output_dir={out}",
+        "eval.limit=2",
+        "eval.modes=[logprob]",
+        "eval.progress=false",
+    )
     assert r.code == 0, r.err[-3000:]
     result = json.loads((out / "scale.json").read_text(encoding="utf-8"))
     assert result["model"] == str(fake_run / "sft" / "hf")  # rlhf has no hf/; reward is skipped
@@ -67,9 +88,15 @@ def test_single_task_defaults_to_the_last_stage_of_the_run(run_eval_cli, fake_ru
 def test_items_file_picks_the_builtin_scale_by_item_count(run_eval_cli, tiny_hf, tmp_path):
     items = tmp_path / "mica_items.txt"  # made-up texts: the real items are not shipped
     items.write_text("\n".join(f"示例陈述{i}。" for i in range(1, 17)), encoding="utf-8")
-    r = run_eval_cli("task=scale", f"model.pretrained={tiny_hf}", f"paths.output_dir={tmp_path}",
-                     f"eval.items_file={items}", "eval.limit=2", "eval.modes=[logprob]",
-                     "eval.progress=false")
+    r = run_eval_cli(
+        "task=scale",
+        f"model.pretrained={tiny_hf}",
+        f"paths.output_dir={tmp_path}",
+        f"eval.items_file={items}",
+        "eval.limit=2",
+        "eval.modes=[logprob]",
+        "eval.progress=false",
+    )
     assert r.code == 0, r.err[-3000:]
     result = json.loads((tmp_path / "eval" / "scale.json").read_text(encoding="utf-8"))
     assert result["instrument"] == "mica" and result["key_status"] == "unconfirmed"

@@ -20,8 +20,15 @@ def good_lines(n: int = 12) -> list[str]:
 
 
 def fit(run_cli, tmp_path: Path, train: Path, *extra: str):
-    return run_cli("fit", "logger=csv", "trainer.max_steps=2", "data.batch_size=2",
-                   f"paths.output_dir={tmp_path / 'run'}", f"data.train_files=[{train}]", *extra)
+    return run_cli(
+        "fit",
+        "logger=csv",
+        "trainer.max_steps=2",
+        "data.batch_size=2",
+        f"paths.output_dir={tmp_path / 'run'}",
+        f"data.train_files=[{train}]",
+        *extra,
+    )
 
 
 def assert_clean(r, code: int = 3) -> None:
@@ -85,8 +92,14 @@ def test_skip_mode_counts_and_reports(tmp_path, demo_tok, caplog):
 
     lines = good_lines(6) + ['{"text": ""}', "{oops", '{"x": 1}'] + good_lines(6)[:3]
     train = jsonl(tmp_path / "train.jsonl", lines)
-    dm = PretrainDataModule(tokenizer=demo_tok, train_files=[str(train)], val_fraction=0.2,
-                            on_bad_record="skip", max_length=64, cache_dir=str(tmp_path))
+    dm = PretrainDataModule(
+        tokenizer=demo_tok,
+        train_files=[str(train)],
+        val_fraction=0.2,
+        on_bad_record="skip",
+        max_length=64,
+        cache_dir=str(tmp_path),
+    )
     with caplog.at_level("WARNING"):
         dm.setup("fit")
     assert dm.stats["train_skipped"] == 3
@@ -98,7 +111,7 @@ def test_skip_mode_counts_and_reports(tmp_path, demo_tok, caplog):
 
 def test_csv_row_with_extra_fields(tmp_path):
     from chimed_lit.data.sources import read_file
-    from chimed_lit.errors import DataError
+    from chimed_lit.io.errors import DataError
 
     path = tmp_path / "d.csv"
     path.write_text("text,source\n好的,a\n坏的,b,c\n", encoding="utf-8")
@@ -124,7 +137,12 @@ def test_hub_id_unreachable_is_a_clear_error(run_cli, tmp_path):
     from chimed_lit.data.sources import is_hub_id
 
     assert is_hub_id("shibing624/medical") and not is_hub_id(str(tmp_path))
-    r = run_cli("fit", "logger=csv", "trainer.max_steps=2", f"paths.output_dir={tmp_path}",
-                "data.train_files=[nobody-here/no-such-dataset]")
+    r = run_cli(
+        "fit",
+        "logger=csv",
+        "trainer.max_steps=2",
+        f"paths.output_dir={tmp_path}",
+        "data.train_files=[nobody-here/no-such-dataset]",
+    )
     assert_clean(r)
     assert "nobody-here/no-such-dataset" in r.err and "cannot load Hub dataset" in r.err

@@ -12,13 +12,18 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from chimed_lit.chunked_loss import chunked_causal_lm_loss, plain_head
-from chimed_lit.losses import IGNORE, causal_lm_loss
-from chimed_lit.models import ModelFactory
+from chimed_lit.losses.causal_lm import IGNORE, causal_lm_loss
+from chimed_lit.losses.chunked import chunked_causal_lm_loss, plain_head
+from chimed_lit.models.factory import ModelFactory
 from chimed_lit.modules.causal_lm import CausalLMModule
 
-ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 2}
+ARCH = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -94,18 +99,32 @@ def test_trains_as_the_plain_loss_under_the_trainer(tiny):
     data = [{k: v[i] for k, v in batch.items()} for i in range(6)]
 
     def fit(loss_chunk):
-        module = CausalLMModule(copy.deepcopy(model), stage="pretrain", loss_chunk=loss_chunk,
-                                optimizer=partial(torch.optim.SGD, lr=0.5))
+        module = CausalLMModule(
+            copy.deepcopy(model),
+            stage="pretrain",
+            loss_chunk=loss_chunk,
+            optimizer=partial(torch.optim.SGD, lr=0.5),
+        )
         L.seed_everything(0, verbose=False)
-        trainer = L.Trainer(max_steps=3, accelerator="cpu", logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, limit_val_batches=0)
+        trainer = L.Trainer(
+            max_steps=3,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+        )
         trainer.fit(module, train_dataloaders=DataLoader(data, batch_size=2))
         return module
 
     plain, chunked = fit(None), fit(16)
-    for (name, a), b in zip(plain.model.named_parameters(), chunked.model.parameters(), strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
+    for (name, a), b in zip(
+        plain.model.named_parameters(), chunked.model.parameters(), strict=True
+    ):
+        torch.testing.assert_close(
+            a, b, atol=1e-5, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}"
+        )
     assert not torch.allclose(plain.model.lm_head.weight, model.lm_head.weight)  # it trained
 
 
@@ -121,9 +140,10 @@ def test_heads_it_cannot_compute_keep_the_plain_path(tiny):
     assert plain_head(biased) is None
     module = CausalLMModule(biased, optimizer=None, loss_chunk=8)  # runs the full logits
     batch = _batch(model.config.vocab_size)
-    torch.testing.assert_close(module.loss(batch)[0],
-                               causal_lm_loss(biased(input_ids=batch["input_ids"]).logits,
-                                              batch["labels"])[0])
+    torch.testing.assert_close(
+        module.loss(batch)[0],
+        causal_lm_loss(biased(input_ids=batch["input_ids"]).logits, batch["labels"])[0],
+    )
 
 
 def test_bf16_and_autocast_stay_within_bf16_rounding():

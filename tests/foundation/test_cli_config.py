@@ -14,8 +14,17 @@ def test_help_lists_commands_and_groups(run_cli):
     r = run_cli("--help")
     assert r.code == 0
     assert "fit" in r.out
-    for group in ("stage", "model", "data", "trainer", "strategy", "logger", "callbacks", "paths",
-                  "experiment"):
+    for group in (
+        "stage",
+        "model",
+        "data",
+        "trainer",
+        "strategy",
+        "logger",
+        "callbacks",
+        "paths",
+        "experiment",
+    ):
         assert f"  {group} " in r.out, group
     assert "tiny" in r.out and "pretrain" in r.out
 
@@ -29,8 +38,14 @@ def test_cfg_job_prints_resolved_config(run_cli, tmp_path):
 
 
 def test_unknown_key_and_wrong_type_reported_together(run_cli, tmp_path):
-    r = run_cli("fit", f"paths.output_dir={tmp_path}", "trainer.max_stepz=5", "optimizer.lr=fast",
-                "seed=1.5", "data.pack=maybe")
+    r = run_cli(
+        "fit",
+        f"paths.output_dir={tmp_path}",
+        "trainer.max_stepz=5",
+        "optimizer.lr=fast",
+        "seed=1.5",
+        "data.pack=maybe",
+    )
     assert r.code == 2
     assert "4 configuration errors" in r.err
     assert "unknown key 'trainer.max_stepz' (did you mean 'trainer.max_steps'?)" in r.err
@@ -49,14 +64,21 @@ def test_bad_group_option_lists_choices(run_cli):
 
 
 def test_any_trainer_argument_is_accepted(run_cli, tmp_path):
-    r = run_cli("fit", "--cfg", "job", f"paths.output_dir={tmp_path}", "trainer.detect_anomaly=true")
+    r = run_cli(
+        "fit", "--cfg", "job", f"paths.output_dir={tmp_path}", "trainer.detect_anomaly=true"
+    )
     assert r.code == 0, r.err
     assert "detect_anomaly: true" in r.out
 
 
 def test_fp16_on_cpu_refused_before_building(run_cli, tmp_path):
-    r = run_cli("fit", *FAST, f"paths.output_dir={tmp_path}", "trainer.accelerator=cpu",
-                "trainer.precision=16-mixed")
+    r = run_cli(
+        "fit",
+        *FAST,
+        f"paths.output_dir={tmp_path}",
+        "trainer.accelerator=cpu",
+        "trainer.precision=16-mixed",
+    )
     assert r.code == 2
     assert "fp16 is not supported" in r.err
     assert not (tmp_path / "pretrain" / "checkpoints").exists()
@@ -65,8 +87,9 @@ def test_fp16_on_cpu_refused_before_building(run_cli, tmp_path):
 def test_console_script_runs_from_any_directory(tmp_path):
     exe = sys.executable.replace("python", "chimed-lit").rsplit("/", 1)
     script = "/".join(exe[:-1] + ["chimed-lit"])
-    r = subprocess.run([script, "fit", "--cfg", "job"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [script, "fit", "--cfg", "job"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "name: pretrain" in r.stdout
 

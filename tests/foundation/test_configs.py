@@ -64,8 +64,10 @@ def _targets(node, path=""):
 @pytest.mark.parametrize("path", all_yaml(), ids=lambda p: str(p.relative_to(CONFIG_DIR)))
 def test_every_target_instantiates(path, tmp_path):
     name, overrides = overrides_for(path)
-    cfg = compose(config_name=name, overrides=overrides + [f"paths.output_dir={tmp_path}"]
-                  if name == "fit" else overrides)
+    cfg = compose(
+        config_name=name,
+        overrides=overrides + [f"paths.output_dir={tmp_path}"] if name == "fit" else overrides,
+    )
     OmegaConf.resolve(cfg) if name != "fit" else None
     built = 0
     for where, node in _targets(cfg):

@@ -15,22 +15,32 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from chimed_lit import decoding
-from chimed_lit.errors import ConfigError
-from chimed_lit.generation import Sampling, generate
-from chimed_lit.models import ModelFactory
+from chimed_lit.inference import decoding
+from chimed_lit.inference.generation import Sampling, generate
+from chimed_lit.io.errors import ConfigError
+from chimed_lit.models.factory import ModelFactory
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    factory = ModelFactory(cache_dir=str(tmp_path_factory.mktemp("dec")), arch={
-        "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 2})
+    factory = ModelFactory(
+        cache_dir=str(tmp_path_factory.mktemp("dec")),
+        arch={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 2,
+        },
+    )
     tok = factory.load_tokenizer()
     torch.manual_seed(0)
     model = factory.load_causal_lm(tok).eval()
-    prompts = [tok("头痛怎么办")["input_ids"], tok("发烧三天，咳嗽，需要去医院吗")["input_ids"],
-               tok("血压")["input_ids"]]
+    prompts = [
+        tok("头痛怎么办")["input_ids"],
+        tok("发烧三天，咳嗽，需要去医院吗")["input_ids"],
+        tok("血压")["input_ids"],
+    ]
     return model, tok, prompts
 
 
@@ -47,8 +57,9 @@ def test_warp_by_hand():
         decoding.warp(logits, 0.0, 0, 1.0)
 
 
-@pytest.mark.parametrize(("temperature", "top_k", "top_p"),
-                         [(0.7, 0, 1.0), (1.0, 5, 1.0), (1.3, 0, 0.9), (0.8, 20, 0.6)])
+@pytest.mark.parametrize(
+    ("temperature", "top_k", "top_p"), [(0.7, 0, 1.0), (1.0, 5, 1.0), (1.3, 0, 0.9), (0.8, 20, 0.6)]
+)
 def test_warp_matches_hf_warpers(temperature, top_k, top_p):
     g = torch.Generator().manual_seed(1)
     logits = torch.randn(4, 64, generator=g) * 3
@@ -86,13 +97,27 @@ def test_greedy_tokens_and_eos_padding_match_hf_generate(tiny):
     width = max(map(len, prompts))
     ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
     mask = (torch.arange(width) >= torch.tensor([width - len(p) for p in prompts])[:, None]).long()
-    hf = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=8, do_sample=False,
-                        pad_token_id=tok.pad_token_id, eos_token_id=eos)[:, width:]
-    new, logps = decoding.sample(model, ids, mask, max_new_tokens=8, do_sample=False,
-                                 eos_token_id=eos, pad_token_id=tok.pad_token_id, with_logps=True)
+    hf = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=8,
+        do_sample=False,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=eos,
+    )[:, width:]
+    new, logps = decoding.sample(
+        model,
+        ids,
+        mask,
+        max_new_tokens=8,
+        do_sample=False,
+        eos_token_id=eos,
+        pad_token_id=tok.pad_token_id,
+        with_logps=True,
+    )
     assert torch.equal(new, hf)
     row = new[1].tolist()
-    assert row[row.index(eos) + 1:] == [tok.pad_token_id] * (len(row) - row.index(eos) - 1)
+    assert row[row.index(eos) + 1 :] == [tok.pad_token_id] * (len(row) - row.index(eos) - 1)
     assert logps.shape == new.shape and (logps <= 0).all()
 
 
@@ -102,16 +127,17 @@ def test_sampled_logps_match_a_full_forward_with_truncation(tiny):
     model, tok, prompts = tiny
     torch.manual_seed(3)
     sampling = Sampling(max_new_tokens=6, do_sample=True, temperature=0.8, top_k=50, top_p=0.9)
-    for prompt, reply in zip(prompts, generate(model, tok, prompts, sampling, with_logps=True),
-                             strict=True):
+    for prompt, reply in zip(
+        prompts, generate(model, tok, prompts, sampling, with_logps=True), strict=True
+    ):
         response = reply["ids"] + ([tok.eos_token_id] if reply["finished"] else [])
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([prompt + response])).logits[0] / 0.8
-        want = torch.log_softmax(logits[len(prompt) - 1:-1], -1)
+        want = torch.log_softmax(logits[len(prompt) - 1 : -1], -1)
         want = want.gather(-1, torch.tensor(response)[:, None])[:, 0]
         torch.testing.assert_close(reply["logps"], want, atol=1e-4, rtol=1e-4)
         # every sampled token was inside its step's top-50 (with top-p 0.9 inside that)
-        top = logits[len(prompt) - 1:-1].topk(50, -1).indices
+        top = logits[len(prompt) - 1 : -1].topk(50, -1).indices
         assert all(t in top[i].tolist() for i, t in enumerate(response))
 
 
@@ -152,8 +178,9 @@ def test_models_from_elsewhere_go_to_hf_generate(tiny):
     other.__class__ = remote
     assert not decoding.supports(other, 1.0)
     greedy = Sampling(max_new_tokens=8)
-    assert ([r["ids"] for r in generate(other, tok, prompts, greedy)]
-            == [r["ids"] for r in generate(model, tok, prompts, greedy)])
+    assert [r["ids"] for r in generate(other, tok, prompts, greedy)] == [
+        r["ids"] for r in generate(model, tok, prompts, greedy)
+    ]
 
 
 def test_compiled_static_cache_decoding_matches_the_eager_loop(tiny):
@@ -169,8 +196,17 @@ def test_compiled_static_cache_decoding_matches_the_eager_loop(tiny):
         width = max(map(len, batch))
         ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in batch])
         mask = (ids != tok.pad_token_id).long()
-        return decoding.sample(model, ids, mask, max_new_tokens=8, do_sample=False, eos_token_id=eos,
-                               pad_token_id=tok.pad_token_id, with_logps=True, compile=compile)
+        return decoding.sample(
+            model,
+            ids,
+            mask,
+            max_new_tokens=8,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=tok.pad_token_id,
+            with_logps=True,
+            compile=compile,
+        )
 
     torch._dynamo.reset()
     counters.clear()
@@ -196,7 +232,9 @@ def test_compile_falls_back_or_explains(tiny, monkeypatch):
     plain = copy.deepcopy(model)
     plain._can_compile_fullgraph = False
     with pytest.warns(UserWarning, match="static"):
-        got = generate(plain, tok, prompts, Sampling(max_new_tokens=5, do_sample=False, compile=True))
+        got = generate(
+            plain, tok, prompts, Sampling(max_new_tokens=5, do_sample=False, compile=True)
+        )
     assert [r["ids"] for r in got] == want
     monkeypatch.setenv("CXX", "")
     monkeypatch.setenv("PATH", "/nonexistent")

@@ -27,19 +27,21 @@ def test_layout_restarts_positions_and_ignores_boundaries():
 def _per_doc_losses(model, batch) -> list[float]:
     """Mean next-token loss of each document, found from position-id restarts."""
     with torch.no_grad():
-        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                       use_cache=False).logits
+        logits = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits
     out = []
     for row in range(batch["input_ids"].size(0)):
         labels, pos = batch["labels"][row], batch["position_ids"][row]
-        token_loss = F.cross_entropy(logits[row, :-1], labels[1:], ignore_index=IGNORE,
-                                     reduction="none")
+        token_loss = F.cross_entropy(
+            logits[row, :-1], labels[1:], ignore_index=IGNORE, reduction="none"
+        )
         starts = (pos == 0).nonzero().flatten().tolist() + [len(pos)]
         for a, b in zip(starts, starts[1:], strict=False):
             seg = labels[a:b]
             if (seg != IGNORE).any():  # a document, not the padding tail
-                n = int((labels[a + 1:b] != IGNORE).sum())
-                out.append(float(token_loss[a:b - 1].double().sum()) / n)
+                n = int((labels[a + 1 : b] != IGNORE).sum())
+                out.append(float(token_loss[a : b - 1].double().sum()) / n)
     return out
 
 
@@ -47,11 +49,24 @@ def test_packed_losses_equal_unpacked(demo_tok, tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(demo_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=256, attn_implementation="sdpa")).eval()
-    kw = dict(tokenizer=demo_tok, train_files=None, max_length=128, cache_dir=str(tmp_path),
-              max_records=24)
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(demo_tok),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=256,
+            attn_implementation="sdpa",
+        )
+    ).eval()
+    kw = dict(
+        tokenizer=demo_tok,
+        train_files=None,
+        max_length=128,
+        cache_dir=str(tmp_path),
+        max_records=24,
+    )
     packed = PretrainDataModule(pack=True, **kw)
     single = PretrainDataModule(pack=False, **kw)
     packed.setup("fit")

@@ -11,12 +11,21 @@ import pytest
 import torch
 from transformers import BloomConfig, BloomForCausalLM
 
-from chimed_lit.errors import ConfigError
-from chimed_lit.models import ModelFactory
-from chimed_lit.packing_check import KNOWN_TO_KEEP_APART, check_packing, keeps_sequences_apart
+from chimed_lit.io.errors import ConfigError
+from chimed_lit.models.factory import ModelFactory
+from chimed_lit.models.packing_check import (
+    KNOWN_TO_KEEP_APART,
+    check_packing,
+    keeps_sequences_apart,
+)
 
-ARCH = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "num_key_value_heads": 2}
+ARCH = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+}
 
 
 def _bloom(vocab: int = 96) -> BloomForCausalLM:
@@ -41,9 +50,19 @@ def test_the_types_not_probed_do_keep_packed_sequences_apart(model_type: str) ->
     mixture-of-experts layers included (their rounding differs with the tokens around)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    config = AutoConfig.for_model(model_type, vocab_size=96, hidden_size=32, intermediate_size=64,
-                                  num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                                  head_dim=16, pad_token_id=0, bos_token_id=1, eos_token_id=2)
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=96,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=16,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config)
     assert keeps_sequences_apart(model)
@@ -71,16 +90,25 @@ def test_check_packing_errors_warns_or_stays_quiet(tmp_path, caplog) -> None:
     assert check_packing("rlhf", {"actor": llama, "ref": llama}, False, ppo) == {}
 
 
-def test_cli_names_the_fix_for_a_model_that_mixes_packed_documents(run_cli, tmp_path,
-                                                                      demo_tok) -> None:
+def test_cli_names_the_fix_for_a_model_that_mixes_packed_documents(
+    run_cli, tmp_path, demo_tok
+) -> None:
     """`fit stage=pretrain` on a saved BLOOM: packing stops with exit 2 and the fix;
     `data.pack=false` trains it on one document per row."""
     model_dir = tmp_path / "bloom"
     _bloom(len(demo_tok)).save_pretrained(model_dir)
     demo_tok.save_pretrained(model_dir)
-    common = ("fit", "stage=pretrain", f"model.pretrained={model_dir}",
-              "model.attn_implementation=eager", "logger=csv", "trainer.max_steps=2",
-              "trainer.val_check_interval=2", "data.batch_size=2", "data.max_length=64")
+    common = (
+        "fit",
+        "stage=pretrain",
+        f"model.pretrained={model_dir}",
+        "model.attn_implementation=eager",
+        "logger=csv",
+        "trainer.max_steps=2",
+        "trainer.val_check_interval=2",
+        "data.batch_size=2",
+        "data.max_length=64",
+    )
     packed = run_cli(*common, f"paths.output_dir={tmp_path / 'a'}")
     assert packed.code == 2, packed.err[-2000:]
     assert "attends across packed sequences" in packed.err and "data.pack=false" in packed.err

@@ -10,14 +10,23 @@ import torch
 from safetensors.torch import load_file
 
 TOTAL = 12
-COMMON = ("logger=csv", "trainer.log_every_n_steps=1", f"scheduler.total_steps={TOTAL}",
-          "trainer.val_check_interval=100", "checkpoint.every_n_steps=100", "seed=7")
+COMMON = (
+    "logger=csv",
+    "trainer.log_every_n_steps=1",
+    f"scheduler.total_steps={TOTAL}",
+    "trainer.val_check_interval=100",
+    "checkpoint.every_n_steps=100",
+    "seed=7",
+)
 
 
 def train_losses(out: Path) -> dict[int, float]:
     rows = csv.DictReader((out / "pretrain" / "csv" / "metrics.csv").open())
-    return {int(r["step"]): float(r["pretrain/train_loss"]) for r in rows
-            if r.get("pretrain/train_loss")}
+    return {
+        int(r["step"]): float(r["pretrain/train_loss"])
+        for r in rows
+        if r.get("pretrain/train_loss")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +35,7 @@ def straight(tmp_path_factory):
 
     from hydra.core.global_hydra import GlobalHydra
 
-    from chimed_lit.cli import main
+    from chimed_lit.cli.main import main
 
     out = tmp_path_factory.mktemp("straight")
     saved = sys.argv
@@ -43,8 +52,9 @@ def straight(tmp_path_factory):
 def test_resume_matches_straight_run(run_cli, tmp_path, straight, first):
     r = run_cli("fit", *COMMON, f"paths.output_dir={tmp_path}", f"trainer.max_steps={first}")
     assert r.code == 0, r.err[-3000:]
-    r = run_cli("fit", *COMMON, f"paths.output_dir={tmp_path}", f"trainer.max_steps={TOTAL}",
-                "resume=true")
+    r = run_cli(
+        "fit", *COMMON, f"paths.output_dir={tmp_path}", f"trainer.max_steps={TOTAL}", "resume=true"
+    )
     assert r.code == 0, r.err[-3000:]
     assert "resuming pretrain from" in r.out + r.err
 
@@ -62,6 +72,8 @@ def test_resume_matches_straight_run(run_cli, tmp_path, straight, first):
 
 
 def test_resume_without_checkpoint_starts_fresh(run_cli, tmp_path):
-    r = run_cli("fit", *COMMON, f"paths.output_dir={tmp_path}", "trainer.max_steps=2", "resume=true")
+    r = run_cli(
+        "fit", *COMMON, f"paths.output_dir={tmp_path}", "trainer.max_steps=2", "resume=true"
+    )
     assert r.code == 0, r.err[-3000:]
     assert "no checkpoint" in r.out + r.err

@@ -3,22 +3,24 @@
 
 from __future__ import annotations
 
-from chimed_lit.cli import _route_stage_prefixes
-from chimed_lit.pipeline import compose_stage
+from chimed_lit.cli.main import _route_stage_prefixes
+from chimed_lit.run.pipeline import compose_stage
 
 
 def test_recipe_stage_values_reach_the_target_and_the_command_line_beats_them(hydra_ctx, tmp_path):
-    args = _route_stage_prefixes(["stage=sft", "experiment=chimed_gpt_13b", "optimizer.lr=0.7",
-                                  "pretrain.optimizer.lr=0.3"])
+    args = _route_stage_prefixes(
+        ["stage=sft", "experiment=chimed_gpt_13b", "optimizer.lr=0.7", "pretrain.optimizer.lr=0.3"]
+    )
     target = compose_stage("sft", args, str(tmp_path), own=True)
-    assert target.optimizer.lr == 0.7                      # command line over the recipe
-    assert list(target.optimizer.betas) == [0.9, 0.98]     # the recipe's SFT value (paper)
+    assert target.optimizer.lr == 0.7  # command line over the recipe
+    assert list(target.optimizer.betas) == [0.9, 0.98]  # the recipe's SFT value (paper)
     upstream = compose_stage("pretrain", args, str(tmp_path))
-    assert upstream.optimizer.lr == 0.3                    # `pretrain.` prefix over the recipe
+    assert upstream.optimizer.lr == 0.3  # `pretrain.` prefix over the recipe
 
 
-def test_a_stage_prefixed_run_wide_key_beats_the_run_wide_one_for_that_stage_only(hydra_ctx,
-                                                                                  tmp_path):
+def test_a_stage_prefixed_run_wide_key_beats_the_run_wide_one_for_that_stage_only(
+    hydra_ctx, tmp_path
+):
     args = _route_stage_prefixes(["stage=rlhf", "strategy=deepspeed_zero2", "rlhf.strategy=ddp"])
     rlhf = compose_stage("rlhf", args, str(tmp_path), own=True)
     sft = compose_stage("sft", args, str(tmp_path))
@@ -27,8 +29,9 @@ def test_a_stage_prefixed_run_wide_key_beats_the_run_wide_one_for_that_stage_onl
 
 
 def test_a_required_path_left_unset_is_a_config_error_before_anything_runs(run_cli, tmp_path):
-    r = run_cli("fit", "stage=sft", "data=chimed_sft", f"paths.output_dir={tmp_path}",
-                "logger=none")
+    r = run_cli(
+        "fit", "stage=sft", "data=chimed_sft", f"paths.output_dir={tmp_path}", "logger=none"
+    )
     assert r.code == 2
     assert "data.train_files is required for the sft stage" in r.err
     assert "Traceback" not in r.err

@@ -11,10 +11,15 @@ import lightning as L
 import pytest
 import torch
 
-from chimed_lit.models import ModelFactory
+from chimed_lit.models.factory import ModelFactory
 
-ARCH = {"hidden_size": 128, "intermediate_size": 352, "num_hidden_layers": 4,
-        "num_attention_heads": 4, "num_key_value_heads": 4}  # layers outweigh the logits
+ARCH = {
+    "hidden_size": 128,
+    "intermediate_size": 352,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+}  # layers outweigh the logits
 
 
 class SavedActivations(L.Callback):
@@ -52,12 +57,20 @@ def test_loaded_model_trains_in_train_mode_and_checkpoints(run_cli, tmp_path, sa
     saved = {}
     for checkpointing in (False, True):
         record = tmp_path / f"saved_{checkpointing}.json"
-        r = run_cli("fit", "stage=sft", "stage.needs=[]", f"model.pretrained={saved_model}",
-                    f"model.gradient_checkpointing={str(checkpointing).lower()}",
-                    f"paths.output_dir={tmp_path / str(checkpointing)}", "logger=csv",
-                    "trainer.max_steps=2", "trainer.val_check_interval=2", "data.batch_size=2",
-                    "+callbacks.saved._target_=tests.foundation.test_training_mode.SavedActivations",
-                    f"+callbacks.saved.path={record}")
+        r = run_cli(
+            "fit",
+            "stage=sft",
+            "stage.needs=[]",
+            f"model.pretrained={saved_model}",
+            f"model.gradient_checkpointing={str(checkpointing).lower()}",
+            f"paths.output_dir={tmp_path / str(checkpointing)}",
+            "logger=csv",
+            "trainer.max_steps=2",
+            "trainer.val_check_interval=2",
+            "data.batch_size=2",
+            "+callbacks.saved._target_=tests.foundation.test_training_mode.SavedActivations",
+            f"+callbacks.saved.path={record}",
+        )
         assert r.code == 0, r.err[-2000:]
         rows = json.loads(record.read_text())
         assert [row["training"] for row in rows] == [True, True]

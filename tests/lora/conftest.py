@@ -15,7 +15,7 @@ from tests.dpo.conftest import TINY_ARCH, _one_thread, dpo_pipeline, fit_once  #
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory, demo_tok) -> dict[str, Path]:
     """A random tiny LLaMA saved as an SFT dir and, with a scalar head, as a reward dir."""
-    from chimed_lit.models import ModelFactory
+    from chimed_lit.models.factory import ModelFactory
 
     root = tmp_path_factory.mktemp("lora_models")
     torch.manual_seed(0)
@@ -44,11 +44,18 @@ def compose_fit() -> Callable[..., object]:
 
 
 @pytest.fixture(scope="session")
-def lora_sft_run(tmp_path_factory: pytest.TempPathFactory,
-                 _session_cache: Path) -> tuple[Path, Path]:
+def lora_sft_run(
+    tmp_path_factory: pytest.TempPathFactory, _session_cache: Path
+) -> tuple[Path, Path]:
     """`fit stage=sft lora=on` on the tiny default, started from the DPO pipeline's pretrain
     output (trained once per session); returns (output dir, the base model dir)."""
     base = dpo_pipeline(tmp_path_factory) / "pretrain" / "hf"
-    out = fit_once(tmp_path_factory, "lora_sft_run", "stage=sft", "lora=on",
-                   f"model.pretrained={base}", "trainer.max_steps=60")
+    out = fit_once(
+        tmp_path_factory,
+        "lora_sft_run",
+        "stage=sft",
+        "lora=on",
+        f"model.pretrained={base}",
+        "trainer.max_steps=60",
+    )
     return out, base

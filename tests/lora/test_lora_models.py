@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chimed_lit.errors import ConfigError
-from chimed_lit.fit import build_models
-from chimed_lit.lora import count_parameters, peft_model_of
+from chimed_lit.io.errors import ConfigError
+from chimed_lit.models.lora import count_parameters, peft_model_of
+from chimed_lit.modules.optim import param_groups
 from chimed_lit.modules.reward import score_sequences
 from chimed_lit.modules.rollout_rows import layout
-from chimed_lit.optim import param_groups
+from chimed_lit.run.stage_runner import build_models
 
 
 def _build(compose_fit, tiny_dirs, *overrides: str):
@@ -68,8 +68,11 @@ def test_reward_with_lora_trains_adapters_and_head(compose_fit, tiny_dirs):
 def test_ppo_with_lora_holds_one_policy_base_and_one_reward_base(compose_fit, tiny_dirs):
     from hydra.utils import instantiate
 
-    overrides = ("stage=rlhf", f"stage.policy={tiny_dirs['sft']}",
-                 f"stage.reward_model={tiny_dirs['reward']}")
+    overrides = (
+        "stage=rlhf",
+        f"stage.policy={tiny_dirs['sft']}",
+        f"stage.reward_model={tiny_dirs['reward']}",
+    )
     cfg_on = compose_fit(*overrides, "lora=on", "lora.rank=4")
     _, on = _build(compose_fit, tiny_dirs, *overrides, "lora=on", "lora.rank=4")
     _, off = _build(compose_fit, tiny_dirs, *overrides)
@@ -86,8 +89,12 @@ def test_ppo_with_lora_holds_one_policy_base_and_one_reward_base(compose_fit, ti
     _perturb_adapters(on["actor"])
     _perturb_adapters(on["critic"])
     ids = torch.randint(5, 100, (2, 9))
-    rows = layout(ids[:, :4].tolist(), [{"ids": r, "finished": False} for r in ids[:, 4:].tolist()],
-                  eos=2, pad=0)
+    rows = layout(
+        ids[:, :4].tolist(),
+        [{"ids": r, "finished": False} for r in ids[:, 4:].tolist()],
+        eos=2,
+        pad=0,
+    )
     with torch.no_grad():
         ref = module._ref_logps(rows)
         want_ref, _ = module._logps(off["ref"], rows)
@@ -114,8 +121,12 @@ def test_dpo_with_lora_uses_the_adapter_free_policy_as_reference(compose_fit, ti
 
     base = AutoModelForCausalLM.from_pretrained(tiny_dirs["sft"])
     ids = torch.randint(5, 100, (4, 9))
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-             "response_lengths": torch.tensor([3, 4, 2, 5]), "n_pairs": 2}
+    batch = {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "response_lengths": torch.tensor([3, 4, 2, 5]),
+        "n_pairs": 2,
+    }
     ref_summed, _ = module.reference_logps(batch)
     want, _ = module.sequence_logps(base, batch)
     torch.testing.assert_close(ref_summed, want.detach(), atol=1e-5, rtol=0)

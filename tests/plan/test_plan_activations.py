@@ -6,11 +6,27 @@ from chimed_lit.planning.activations import activations, kv_cache_bytes, layer_b
 from chimed_lit.planning.model_size import ModelShape
 
 # a LLaMA-2-13B-like shape: 40 layers, hidden 5120, 40 heads, vocab 39424
-SHAPE = ModelShape(params=13_000_000_000, largest_layer_params=0, layers=40, hidden=5120,
-                   heads=40, kv_heads=40, head_dim=128, vocab=39424)
+SHAPE = ModelShape(
+    params=13_000_000_000,
+    largest_layer_params=0,
+    layers=40,
+    hidden=5120,
+    heads=40,
+    kv_heads=40,
+    head_dim=128,
+    vocab=39424,
+)
 QWEN_VOCAB = 152064
-SHAPE_QWEN = ModelShape(params=14_000_000_000, largest_layer_params=0, layers=40, hidden=5120,
-                        heads=40, kv_heads=40, head_dim=128, vocab=QWEN_VOCAB)
+SHAPE_QWEN = ModelShape(
+    params=14_000_000_000,
+    largest_layer_params=0,
+    layers=40,
+    hidden=5120,
+    heads=40,
+    kv_heads=40,
+    head_dim=128,
+    vocab=QWEN_VOCAB,
+)
 
 
 def test_layer_formula_by_hand():
@@ -36,19 +52,21 @@ def test_chunked_loss_output_by_hand():
     the hidden states' gradient (4sbh) the forward stores, instead of 4sbv."""
     s, b, h, v, c = 4096, 4, 5120, 152064, 1024
     full = activations(SHAPE_QWEN, s, b, checkpointing=True, fused_attention=True)
-    chunked = activations(SHAPE_QWEN, s, b, checkpointing=True, fused_attention=True,
-                          loss_chunk=c)
+    chunked = activations(SHAPE_QWEN, s, b, checkpointing=True, fused_attention=True, loss_chunk=c)
     assert full.output == 4 * s * b * h + 4 * s * b * v
     assert chunked.output == 4 * s * b * h + 4 * c * v + 4 * v * h + 4 * s * b * h
     assert chunked.layers == full.layers
     # 16k tokens: 10 GB of logits against 0.6 (a chunk) + 3.1 (weight gradient) + 0.3 GB
     assert full.output - chunked.output > 5e9
     # 4k tokens with hidden 5,120: the weight gradient outweighs the logits it replaces
-    assert (activations(SHAPE_QWEN, 4096, 1, True, True, loss_chunk=c).output
-            > activations(SHAPE_QWEN, 4096, 1, True, True).output)
+    assert (
+        activations(SHAPE_QWEN, 4096, 1, True, True, loss_chunk=c).output
+        > activations(SHAPE_QWEN, 4096, 1, True, True).output
+    )
     # a chunk larger than the micro-batch holds the micro-batch's logits at most
     assert activations(SHAPE_QWEN, 16, 1, True, True, loss_chunk=c).output == (
-        4 * 16 * h + 4 * 16 * v + 4 * v * h + 4 * 16 * h)
+        4 * 16 * h + 4 * 16 * v + 4 * v * h + 4 * 16 * h
+    )
 
 
 def test_activations_grow_linearly_with_batch_and_without_scores_with_length():
@@ -74,9 +92,15 @@ def _saved_per_layer(checkpointing: bool, h=256, i=688, a=4, s=128, b=2) -> floa
 
     totals = {}
     for layers in (2, 4):
-        cfg = LlamaConfig(hidden_size=h, intermediate_size=i, num_hidden_layers=layers,
-                          num_attention_heads=a, num_key_value_heads=a, vocab_size=512,
-                          max_position_embeddings=512)
+        cfg = LlamaConfig(
+            hidden_size=h,
+            intermediate_size=i,
+            num_hidden_layers=layers,
+            num_attention_heads=a,
+            num_key_value_heads=a,
+            vocab_size=512,
+            max_position_embeddings=512,
+        )
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).train()
         if checkpointing:

@@ -15,9 +15,19 @@ from chimed_lit.planning.stage_plan import plan_stage
 
 LM = measure(KNOWN["IDEA-CCNL/Ziya2-13B-Base"])
 RM = measure(KNOWN["IDEA-CCNL/Ziya2-13B-Base"], "reward")
-SFT = StageSetup(stage="sft", kind="causal_lm", gpus_per_node=8, nodes=1, strategy="deepspeed",
-                 sharding=Sharding(2), layout=state_bytes(True, "bf16-mixed", "bfloat16"),
-                 checkpointing=False, fused_attention=True, micro_batch=2, seq_len=1024)
+SFT = StageSetup(
+    stage="sft",
+    kind="causal_lm",
+    gpus_per_node=8,
+    nodes=1,
+    strategy="deepspeed",
+    sharding=Sharding(2),
+    layout=state_bytes(True, "bf16-mixed", "bfloat16"),
+    checkpointing=False,
+    fused_attention=True,
+    micro_batch=2,
+    seq_len=1024,
+)
 
 
 def peak(st: StageSetup) -> float:
@@ -47,9 +57,13 @@ def test_zero3_when_model_states_alone_do_not_fit():
 
 def test_offload_advice_also_gives_the_gpus_that_fit_without_it():
     a = advise(SFT, peak, 20 * GIB)
-    assert [c.overrides for c in a.changes] == [(
-        "strategy=deepspeed_zero3", "strategy.offload_optimizer=true",
-        "strategy.offload_parameters=false")]
+    assert [c.overrides for c in a.changes] == [
+        (
+            "strategy=deepspeed_zero3",
+            "strategy.offload_optimizer=true",
+            "strategy.offload_parameters=false",
+        )
+    ]
     assert a.peak_after < 20 * GIB
     # ZeRO-3, checkpointing, micro-batch 1 on N GPUs: 18 x 13.09e9 / N bytes + 0.75 GiB gather
     # + 0.73 GiB activations <= 20 GiB needs N >= 12.7: the next power of two is 16
@@ -63,11 +77,14 @@ def test_nothing_fits_below_the_gather_buffer():
 
 
 def test_ppo_holds_four_models_and_a_kv_cache():
-    ppo = replace(SFT, stage="rlhf", kind="ppo", rollout_batch=8, rollout_tokens=1024,
-                  minibatch=2)
+    ppo = replace(SFT, stage="rlhf", kind="ppo", rollout_batch=8, rollout_tokens=1024, minibatch=2)
     plan = plan_stage(ppo, LM, RM)
     assert [(r, h) for r, h, _ in plan.models] == [
-        ("actor", "trained"), ("critic", "trained"), ("reference", "frozen"), ("reward", "frozen")]
+        ("actor", "trained"),
+        ("critic", "trained"),
+        ("reference", "frozen"),
+        ("reward", "frozen"),
+    ]
     # ZeRO-2: actor and critic states 2 + 18/8 bytes/param, frozen bf16 weights replicated
     assert plan.trained["ZeRO-2"] == pytest.approx((2 + 18 / 8) * (LM.params + RM.params))
     assert plan.frozen["ZeRO-2"] == pytest.approx(2 * (LM.params + RM.params))

@@ -15,15 +15,24 @@ DS_BF16 = state_bytes(deepspeed=True, precision="bf16-mixed", dtype="bfloat16")
 # (Hub id, parameters counted by hand from the published config.json)
 SIZES = [
     # Qwen2.5-0.5B: tied embeddings 151936*896; per layer q/k/v/o with qkv bias, 3 MLP mats, 2 norms
-    ("Qwen/Qwen2.5-0.5B-Instruct",
-     151936 * 896 + 24 * (896 * 896 + 896 + 2 * (896 * 128 + 128) + 896 * 896
-                          + 3 * 896 * 4864 + 2 * 896) + 896),
-    ("Qwen/Qwen2.5-7B-Instruct",
-     2 * 152064 * 3584 + 28 * (3584 * 3584 + 3584 + 2 * (3584 * 512 + 512) + 3584 * 3584
-                               + 3 * 3584 * 18944 + 2 * 3584) + 3584),
+    (
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        151936 * 896
+        + 24 * (896 * 896 + 896 + 2 * (896 * 128 + 128) + 896 * 896 + 3 * 896 * 4864 + 2 * 896)
+        + 896,
+    ),
+    (
+        "Qwen/Qwen2.5-7B-Instruct",
+        2 * 152064 * 3584
+        + 28
+        * (3584 * 3584 + 3584 + 2 * (3584 * 512 + 512) + 3584 * 3584 + 3 * 3584 * 18944 + 2 * 3584)
+        + 3584,
+    ),
     # Ziya2-13B (LLaMA-2): untied 39424 x 5120 embedding and head, 40 layers, no biases
-    ("IDEA-CCNL/Ziya2-13B-Base",
-     2 * 39424 * 5120 + 40 * (4 * 5120 * 5120 + 3 * 5120 * 13824 + 2 * 5120) + 5120),
+    (
+        "IDEA-CCNL/Ziya2-13B-Base",
+        2 * 39424 * 5120 + 40 * (4 * 5120 * 5120 + 3 * 5120 * 13824 + 2 * 5120) + 5120,
+    ),
 ]
 
 
@@ -46,8 +55,9 @@ def test_table_within_5_percent_of_deepspeed(hub_id, by_hand, gpus):
         theirs2 = estimate_zero2_model_states_mem_needs(p, gpus, 1, cpu_offload=offload)[1]
         assert ours2 == pytest.approx(theirs2, rel=0.05)
         ours3 = trained_states(p, big, gpus, Sharding(3, offload, offload), DS_BF16).total
-        theirs3 = estimate_zero3_model_states_mem_needs(p, big, gpus, 1, cpu_offload=offload,
-                                                         cpu_offload_params=offload)[1]
+        theirs3 = estimate_zero3_model_states_mem_needs(
+            p, big, gpus, 1, cpu_offload=offload, cpu_offload_params=offload
+        )[1]
         assert ours3 == pytest.approx(theirs3, rel=0.05)
 
 

@@ -6,7 +6,7 @@ import pytest
 from hydra import compose
 
 from chimed_lit.planning.model_size import config_dict, measure
-from chimed_lit.planning.stages import stage_configs
+from chimed_lit.run.stage_configs import stage_configs
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +35,16 @@ def test_recipe_sft_is_the_papers(recipe):
     assert sft.trainer.gradient_clip_val == 1.0
     assert sft.strategy.config.gradient_clipping == 1.0  # the DeepSpeed JSON follows the trainer
     assert (list(sft.data.train_files), sft.data.hub_subset, sft.data.max_records) == (
-        ["shibing624/medical"], "finetune", 100000)
+        ["shibing624/medical"],
+        "finetune",
+        100000,
+    )
 
 
 def test_recipe_stage_values_stay_in_their_stage(recipe):
-    assert recipe["pretrain"].optimizer.lr == 5e-5 and recipe["pretrain"].data.hub_subset == "pretrain"
+    assert (
+        recipe["pretrain"].optimizer.lr == 5e-5 and recipe["pretrain"].data.hub_subset == "pretrain"
+    )
     assert recipe["reward"].data.hub_subset == "reward"
     rlhf = recipe["rlhf"]
     assert rlhf.stage.algorithm == "rejection_sampling" and rlhf.strategy.zero_stage == 3
@@ -53,13 +58,14 @@ def test_command_line_beats_the_recipe_for_the_target_stage():
     assert cfgs["pretrain"].optimizer.lr == 5e-5
 
 
-
-
-@pytest.mark.parametrize(("preset", "stage", "subset", "target"), [
-    ("cmd_pretrain", "pretrain", "pretrain", "PretrainDataModule"),
-    ("cmd_sft", "sft", "finetune", "SFTDataModule"),
-    ("cmd_reward", "reward", "reward", "PreferenceDataModule"),
-])
+@pytest.mark.parametrize(
+    ("preset", "stage", "subset", "target"),
+    [
+        ("cmd_pretrain", "pretrain", "pretrain", "PretrainDataModule"),
+        ("cmd_sft", "sft", "finetune", "SFTDataModule"),
+        ("cmd_reward", "reward", "reward", "PreferenceDataModule"),
+    ],
+)
 def test_cmd_presets_name_the_hub_subsets(hydra_ctx, preset, stage, subset, target):
     cfg = compose(config_name="fit", overrides=[f"stage={stage}", f"data={preset}"])
     assert list(cfg.data.train_files) == ["shibing624/medical"]
@@ -75,14 +81,22 @@ def test_contract_only_presets_require_a_path(hydra_ctx, preset):
 
     cfg = compose(config_name="fit", overrides=["stage=sft", f"data={preset}"])
     assert OmegaConf.missing_keys(cfg) == {"data.train_files"}
-    given = compose(config_name="fit", overrides=["stage=sft", f"data={preset}",
-                                                  "data.train_files=[/my/copy.jsonl]"])
+    given = compose(
+        config_name="fit",
+        overrides=["stage=sft", f"data={preset}", "data.train_files=[/my/copy.jsonl]"],
+    )
     assert list(given.data.train_files) == ["/my/copy.jsonl"]
 
 
-@pytest.mark.parametrize(("model", "billions"), [
-    ("qwen2_5_0_5b", 0.494), ("qwen2_5_7b", 7.616), ("ziya2_13b", 13.092),
-    ("chimed_gpt_13b", 13.092)])
+@pytest.mark.parametrize(
+    ("model", "billions"),
+    [
+        ("qwen2_5_0_5b", 0.494),
+        ("qwen2_5_7b", 7.616),
+        ("ziya2_13b", 13.092),
+        ("chimed_gpt_13b", 13.092),
+    ],
+)
 def test_model_presets_are_sized_offline(hydra_ctx, model, billions):
     cfg = compose(config_name="fit", overrides=[f"model={model}"])
     assert measure(config_dict(cfg.model)).params / 1e9 == pytest.approx(billions, abs=0.001)

@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from chimed_lit.errors import ConfigError
+from chimed_lit.io.errors import ConfigError
 from chimed_lit.planning.memory import Sharding
 from chimed_lit.planning.setup import stage_setup
 
@@ -19,27 +19,51 @@ def fit():
     GlobalHydra.instance().clear()
 
 
-@pytest.mark.parametrize(("preset", "sharding", "deepspeed"), [
-    ("auto", Sharding(0), False), ("ddp", Sharding(0), False),
-    ("fsdp2", Sharding(3), False),
-    ("deepspeed_zero1", Sharding(1), True), ("deepspeed_zero2", Sharding(2), True),
-    ("deepspeed_zero3", Sharding(3), True),
-    ("deepspeed_zero3_offload", Sharding(3, True, True), True),
-])
+@pytest.mark.parametrize(
+    ("preset", "sharding", "deepspeed"),
+    [
+        ("auto", Sharding(0), False),
+        ("ddp", Sharding(0), False),
+        ("fsdp2", Sharding(3), False),
+        ("deepspeed_zero1", Sharding(1), True),
+        ("deepspeed_zero2", Sharding(2), True),
+        ("deepspeed_zero3", Sharding(3), True),
+        ("deepspeed_zero3_offload", Sharding(3, True, True), True),
+    ],
+)
 def test_every_strategy_preset_maps_to_a_zero_stage(fit, preset, sharding, deepspeed):
-    st = stage_setup(fit(f"strategy={preset}", "trainer.devices=4", "trainer.precision=bf16-mixed",
-                         "model.dtype=bfloat16"))
+    st = stage_setup(
+        fit(
+            f"strategy={preset}",
+            "trainer.devices=4",
+            "trainer.precision=bf16-mixed",
+            "model.dtype=bfloat16",
+        )
+    )
     assert st.sharding == sharding and st.gpus == 4
     # DeepSpeed's bf16 layout is 2 + 6 + 12 bytes per parameter; torch keeps AdamW in bf16
     assert (st.layout.weights, st.layout.grads, st.layout.optimizer) == (
-        (2, 6, 12) if deepspeed else (2, 2, 4))
+        (2, 6, 12) if deepspeed else (2, 2, 4)
+    )
 
 
 def test_stage_batch_length_and_checkpointing(fit):
-    st = stage_setup(fit("stage=sft", "data.batch_size=3", "data.max_length=512",
-                         "trainer.accumulate_grad_batches=2", "model.gradient_checkpointing=true"))
+    st = stage_setup(
+        fit(
+            "stage=sft",
+            "data.batch_size=3",
+            "data.max_length=512",
+            "trainer.accumulate_grad_batches=2",
+            "model.gradient_checkpointing=true",
+        )
+    )
     assert (st.kind, st.micro_batch, st.seq_len, st.global_batch, st.checkpointing) == (
-        "causal_lm", 3, 512, 6, True)
+        "causal_lm",
+        3,
+        512,
+        6,
+        True,
+    )
     ppo = stage_setup(fit("stage=rlhf", "data.max_length=100", "stage.module.minibatch_size=4"))
     assert (ppo.kind, ppo.rollout_tokens, ppo.minibatch) == ("ppo", 100 + 48, 4)
 

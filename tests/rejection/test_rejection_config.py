@@ -8,15 +8,22 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from chimed_lit.demo import demo_path
-from chimed_lit.errors import ConfigError
-from chimed_lit.rejection_sampling import run_rejection_sampling, sft_round_config
+from chimed_lit.io.errors import ConfigError
+from chimed_lit.stages.rejection_sampling import run_rejection_sampling, sft_round_config
 
 
 def rlhf_cfg(tmp_path: Path, *overrides: str):
     with initialize_config_module("chimed_lit.configs", version_base="1.3"):
-        return compose("fit", overrides=["stage=rlhf", "stage.algorithm=rejection_sampling",
-                                         f"paths.output_dir={tmp_path}", "logger=csv",
-                                         *overrides])
+        return compose(
+            "fit",
+            overrides=[
+                "stage=rlhf",
+                "stage.algorithm=rejection_sampling",
+                f"paths.output_dir={tmp_path}",
+                "logger=csv",
+                *overrides,
+            ],
+        )
 
 
 def round_cfg(tmp_path: Path, *overrides: str):
@@ -37,17 +44,21 @@ def test_a_round_is_the_sft_stage_on_the_kept_samples(tmp_path):
 
 
 def test_mixing_adds_the_sft_train_files_and_sft_overrides_apply(tmp_path):
-    sft = round_cfg(tmp_path, "++stage.rejection.mix_sft_data=true",
-                    "+stage_overrides.sft.optimizer.lr=0.0123")
+    sft = round_cfg(
+        tmp_path, "++stage.rejection.mix_sft_data=true", "+stage_overrides.sft.optimizer.lr=0.0123"
+    )
     assert list(sft.data.train_files) == [demo_path("sft.jsonl"), str(tmp_path / "kept.jsonl")]
     assert sft.optimizer.lr == 0.0123
 
 
-@pytest.mark.parametrize("override, message", [
-    ("stage.rejection.keep=best", "stage.rejection.keep"),
-    ("stage.rejection.keep=top_k stage.rejection.top_k=0", "stage.rejection.top_k"),
-    ("stage.rejection.samples_per_prompt=0", "samples_per_prompt"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("stage.rejection.keep=best", "stage.rejection.keep"),
+        ("stage.rejection.keep=top_k stage.rejection.top_k=0", "stage.rejection.top_k"),
+        ("stage.rejection.samples_per_prompt=0", "samples_per_prompt"),
+    ],
+)
 def test_bad_settings_fail_before_models_load(tmp_path, override, message):
     cfg = rlhf_cfg(tmp_path, *override.split())
     with pytest.raises(ConfigError, match=message):

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from chimed_lit.data.conversation import to_messages
-from chimed_lit.errors import ConfigError
-from chimed_lit.rejection_sampling import (
+from chimed_lit.io.errors import ConfigError
+from chimed_lit.stages.rejection_sampling import (
     Scored,
     keep_top_fraction,
     keep_top_k,
@@ -26,9 +26,16 @@ def s(prompt: int, text: str, reward: float, finished: bool = True) -> Scored:
 
 
 SAMPLES = [
-    s(0, "a0", 1.0), s(0, "b0", 3.0), s(0, "c0", 9.0, finished=False), s(0, "d0", 2.0),
-    s(1, "a1", -1.0), s(1, "b1", -2.0), s(1, "c1", 5.0), s(1, "d1", 4.0),
-    s(2, "a2", 7.0, finished=False), s(2, "b2", 8.0, finished=False),
+    s(0, "a0", 1.0),
+    s(0, "b0", 3.0),
+    s(0, "c0", 9.0, finished=False),
+    s(0, "d0", 2.0),
+    s(1, "a1", -1.0),
+    s(1, "b1", -2.0),
+    s(1, "c1", 5.0),
+    s(1, "d1", 4.0),
+    s(2, "a2", 7.0, finished=False),
+    s(2, "b2", 8.0, finished=False),
 ]
 
 
@@ -65,9 +72,10 @@ def test_empty_replies_are_never_kept():
     assert keep_top_k([s(0, "", 10.0), s(0, "  ", 9.0)], 1) == []
 
 
-@pytest.mark.parametrize("rule, k, fraction", [("best", 1, 0.5), ("top_k", 0, 0.5),
-                                               ("top_fraction", 1, 0.0),
-                                               ("top_fraction", 1, 1.5)])
+@pytest.mark.parametrize(
+    "rule, k, fraction",
+    [("best", 1, 0.5), ("top_k", 0, 0.5), ("top_fraction", 1, 0.0), ("top_fraction", 1, 1.5)],
+)
 def test_bad_keep_knobs_fail_clearly(rule, k, fraction):
     with pytest.raises(ConfigError, match="stage.rejection"):
         select(SAMPLES, rule, k, fraction)
@@ -99,11 +107,16 @@ def test_prompts_are_split_as_the_datamodule_splits_them(demo_tok, tmp_path, val
     """`load_prompts` repeats `setup`'s split: held-out prompts stay held out."""
     from chimed_lit.data.prompts import PromptDataModule
     from chimed_lit.demo import demo_path
-    from chimed_lit.rejection_sampling import load_prompts
+    from chimed_lit.stages.rejection_sampling import load_prompts
 
-    dm = PromptDataModule(tokenizer=demo_tok, train_files=[demo_path("prompts.jsonl")],
-                          val_files=[demo_path(val_files)] if val_files else None,
-                          val_fraction=0.1, seed=7, cache_dir=str(tmp_path))
+    dm = PromptDataModule(
+        tokenizer=demo_tok,
+        train_files=[demo_path("prompts.jsonl")],
+        val_files=[demo_path(val_files)] if val_files else None,
+        val_fraction=0.1,
+        seed=7,
+        cache_dir=str(tmp_path),
+    )
     train, val = load_prompts(dm)
     dm.setup("fit")
     assert val.ids == [list(map(int, x)) for x in dm.val_dataset["prompt_ids"]]

@@ -19,15 +19,19 @@ from omegaconf import OmegaConf
 
 from chimed_lit.demo import demo_path
 
-UPSTREAM = ["logger=csv", "pretrain.trainer.max_steps=60", "sft.trainer.max_steps=100",
-            "reward.trainer.max_steps=40"]
+UPSTREAM = [
+    "logger=csv",
+    "pretrain.trainer.max_steps=60",
+    "sft.trainer.max_steps=100",
+    "reward.trainer.max_steps=40",
+]
 PROMPTS, SAMPLES, STEPS = 64, 4, 40
 
 
 def cli(*args: str) -> int:
     from hydra.core.global_hydra import GlobalHydra
 
-    from chimed_lit.cli import main
+    from chimed_lit.cli.main import main
 
     saved = sys.argv
     try:
@@ -43,10 +47,21 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("rejection")
     assert cli("fit", "stage=reward", f"paths.output_dir={out}", *UPSTREAM) == 0
-    assert cli("fit", "stage=rlhf", "stage.algorithm=rejection_sampling", f"paths.output_dir={out}",
-               *UPSTREAM, f"data.max_records={PROMPTS}",
-               f"stage.rejection.samples_per_prompt={SAMPLES}", "stage.rejection.keep=top_fraction",
-               "stage.rejection.top_fraction=0.25", f"stage.rejection.sft_steps={STEPS}") == 0
+    assert (
+        cli(
+            "fit",
+            "stage=rlhf",
+            "stage.algorithm=rejection_sampling",
+            f"paths.output_dir={out}",
+            *UPSTREAM,
+            f"data.max_records={PROMPTS}",
+            f"stage.rejection.samples_per_prompt={SAMPLES}",
+            "stage.rejection.keep=top_fraction",
+            "stage.rejection.top_fraction=0.25",
+            f"stage.rejection.sft_steps={STEPS}",
+        )
+        == 0
+    )
     return out
 
 
@@ -73,8 +88,11 @@ def test_kept_samples_are_the_top_quarter_of_all_scored(run):
     assert len(kept) == len(flagged) and 0.9 * PROMPTS <= len(kept) <= PROMPTS
     assert all(x["finished"] and x["response"] for x in flagged)
     twins = {(x["prompt_index"], x["response"]) for x in flagged}  # a repeat is kept once
-    left_out = [x["reward"] for x in scored if x["finished"] and x["response"]
-                and (x["prompt_index"], x["response"]) not in twins]
+    left_out = [
+        x["reward"]
+        for x in scored
+        if x["finished"] and x["response"] and (x["prompt_index"], x["response"]) not in twins
+    ]
     assert min(x["reward"] for x in kept) >= max(left_out)
     for record in kept:  # SFT-ready: the prompt conversation, then the kept reply
         assert record["messages"][-1]["role"] == "assistant" and record["messages"][-1]["content"]
@@ -104,7 +122,8 @@ def test_the_final_policy_is_exported_and_upstream_was_reused(run):
     assert exported.keys() == trained.keys()
     assert all(torch.equal(exported[k], trained[k]) for k in exported)
     assert AutoModelForCausalLM.from_pretrained(hf).config.vocab_size >= len(
-        AutoTokenizer.from_pretrained(hf))
+        AutoTokenizer.from_pretrained(hf)
+    )
     log = (run / "fit.log").read_text(encoding="utf-8")
     assert all(f"reusing {stage}" in log for stage in ("pretrain", "sft", "reward")), log[-2000:]
     assert json.loads((run / "rlhf" / "stage.json").read_text())["complete"]

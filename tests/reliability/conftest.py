@@ -12,11 +12,21 @@ from pathlib import Path
 import pytest
 import torch
 
-TINY_ARCH = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-             "num_attention_heads": 2, "num_key_value_heads": 2, "max_position_embeddings": 512,
-             "tie_word_embeddings": False}
-QUIET = ("logger=csv", "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false",
-         "trainer.val_check_interval=1000")
+TINY_ARCH = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+    "tie_word_embeddings": False,
+}
+QUIET = (
+    "logger=csv",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_progress_bar=false",
+    "trainer.val_check_interval=1000",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -32,8 +42,13 @@ def child_env() -> dict[str, str]:
 
 def run_child(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """`chimed-lit ARGS` as a separate process (what a scheduler kills or signals)."""
-    return subprocess.run([sys.executable, "-m", "chimed_lit", *args], env=child_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "chimed_lit", *args],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def metrics(out: Path, stage: str, key: str, sub: str = "") -> dict[int, float]:
@@ -60,7 +75,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
 def tiny_models(tmp_path_factory: pytest.TempPathFactory, demo_tok) -> dict[str, Path]:
     """A 2-layer causal LM and a reward model (scalar head) saved as HF dirs: upstream stages
     for the sft, reward and rlhf runs, built in a second instead of by training."""
-    from chimed_lit.models import ModelFactory
+    from chimed_lit.models.factory import ModelFactory
 
     root = tmp_path_factory.mktemp("tiny_models")
     torch.manual_seed(0)

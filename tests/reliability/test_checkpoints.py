@@ -11,17 +11,23 @@ from pathlib import Path
 import pytest
 import torch
 
-from chimed_lit.checkpoints import (
+from chimed_lit.io.checkpoints import (
     AtomicCheckpointIO,
     checkpoint_plugins,
     checkpoint_problem,
     find_resume_checkpoint,
 )
-from chimed_lit.errors import CheckpointError, ConfigError
+from chimed_lit.io.errors import CheckpointError, ConfigError
 from tests.reliability.conftest import QUIET, assert_same_weights, metrics
 
-TINY = ["stage=pretrain", *QUIET, "model.arch.num_hidden_layers=2", "scheduler.total_steps=5",
-        "checkpoint.every_n_steps=2", "seed=31"]
+TINY = [
+    "stage=pretrain",
+    *QUIET,
+    "model.arch.num_hidden_layers=2",
+    "scheduler.total_steps=5",
+    "checkpoint.every_n_steps=2",
+    "seed=31",
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +37,7 @@ def three_steps(tmp_path_factory) -> Path:
 
     from hydra.core.global_hydra import GlobalHydra
 
-    from chimed_lit.cli import main
+    from chimed_lit.cli.main import main
 
     out = tmp_path_factory.mktemp("three")
     saved, threads = sys.argv, torch.get_num_threads()
@@ -96,7 +102,7 @@ def test_bytes_damaged_mid_file_caught_by_the_full_check(three_steps, tmp_path, 
     last = run / "pretrain" / "checkpoints" / "last.ckpt"
     data = bytearray(last.read_bytes())
     mid = len(data) // 2
-    data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])  # flipped bits
+    data[mid : mid + 64] = bytes(b ^ 0xFF for b in data[mid : mid + 64])  # flipped bits
     last.write_bytes(bytes(data))
     assert checkpoint_problem(last, "pretrain", "quick") is None  # structure alone looks fine
     assert checkpoint_problem(last, "pretrain", "full").startswith("corrupt data (CRC mismatch")

@@ -21,8 +21,13 @@ from tests.reliability.conftest import QUIET, assert_same_weights, metrics, run_
 pytestmark = pytest.mark.slow
 
 
-def kill_and_resume(run_cli, tmp_path: Path, args: list[str], kill_at: int,
-                    kill_key: str = "callbacks.fault_injection.kill_at_step") -> tuple[Path, Path]:
+def kill_and_resume(
+    run_cli,
+    tmp_path: Path,
+    args: list[str],
+    kill_at: int,
+    kill_key: str = "callbacks.fault_injection.kill_at_step",
+) -> tuple[Path, Path]:
     """An uninterrupted run and a killed-then-resumed one of the same command."""
     straight, split = tmp_path / "straight", tmp_path / "split"
     r = run_cli("fit", *args, f"paths.output_dir={straight}")
@@ -44,9 +49,16 @@ def assert_same_from(want: dict[int, float], got: dict[int, float], first: int, 
 
 def test_pretrain_killed_at_the_epoch_boundary(run_cli, tmp_path):
     # the demo corpus packs into 3 batches per epoch: step 3 is the first of epoch 2
-    args = ["stage=pretrain", *QUIET, "trainer.max_steps=6", "scheduler.total_steps=6",
-            "checkpoint.every_n_steps=1", "model.arch.num_hidden_layers=2", "data.batch_size=8",
-            "seed=3"]
+    args = [
+        "stage=pretrain",
+        *QUIET,
+        "trainer.max_steps=6",
+        "scheduler.total_steps=6",
+        "checkpoint.every_n_steps=1",
+        "model.arch.num_hidden_layers=2",
+        "data.batch_size=8",
+        "seed=3",
+    ]
     straight, split = kill_and_resume(run_cli, tmp_path, args, kill_at=3)
     data = json.loads((straight / "pretrain" / "summary.json").read_text())["data"]
     assert data["train_blocks"] // 8 == 3  # the checkpoint resumed from ends epoch 1 exactly
@@ -57,9 +69,18 @@ def test_pretrain_killed_at_the_epoch_boundary(run_cli, tmp_path):
 
 
 def test_sft_killed_mid_epoch(run_cli, tmp_path, tiny_models):
-    args = ["stage=sft", *QUIET, f"model.pretrained={tiny_models['lm']}", "trainer.max_steps=5",
-            "scheduler.total_steps=5", "checkpoint.every_n_steps=1", "data.max_records=24",
-            "data.batch_size=4", "data.max_length=96", "seed=5"]
+    args = [
+        "stage=sft",
+        *QUIET,
+        f"model.pretrained={tiny_models['lm']}",
+        "trainer.max_steps=5",
+        "scheduler.total_steps=5",
+        "checkpoint.every_n_steps=1",
+        "data.max_records=24",
+        "data.batch_size=4",
+        "data.max_length=96",
+        "seed=5",
+    ]
     straight, split = kill_and_resume(run_cli, tmp_path, args, kill_at=2)
     key = "sft/train_loss"
     assert_same_from(metrics(straight, "sft", key), metrics(split, "sft", key), 2, 3)
@@ -67,41 +88,80 @@ def test_sft_killed_mid_epoch(run_cli, tmp_path, tiny_models):
 
 
 def test_reward_killed_mid_epoch(run_cli, tmp_path, tiny_models):
-    args = ["stage=reward", *QUIET, f"model.pretrained={tiny_models['lm']}",
-            "trainer.max_steps=6", "scheduler.total_steps=6", "checkpoint.every_n_steps=2",
-            "data.max_records=40", "data.batch_size=4", "data.max_length=96", "seed=11"]
+    args = [
+        "stage=reward",
+        *QUIET,
+        f"model.pretrained={tiny_models['lm']}",
+        "trainer.max_steps=6",
+        "scheduler.total_steps=6",
+        "checkpoint.every_n_steps=2",
+        "data.max_records=40",
+        "data.batch_size=4",
+        "data.max_length=96",
+        "seed=11",
+    ]
     straight, split = kill_and_resume(run_cli, tmp_path, args, kill_at=4)
     key = "reward/train_loss"
     assert_same_from(metrics(straight, "reward", key), metrics(split, "reward", key), 4, 2)
     assert_same_weights(straight / "reward" / "hf", split / "reward" / "hf")
 
 
-PPO = ["stage=rlhf", *QUIET, "trainer.max_steps=4", "scheduler.total_steps=4",
-       "checkpoint.every_n_steps=1", "data.batch_size=4", "data.max_records=32",
-       "stage.module.sampling.max_new_tokens=12", "stage.module.val_sampling.max_new_tokens=12",
-       "stage.module.minibatch_size=2", "data.eval_batch_size=8", "seed=13"]
+PPO = [
+    "stage=rlhf",
+    *QUIET,
+    "trainer.max_steps=4",
+    "scheduler.total_steps=4",
+    "checkpoint.every_n_steps=1",
+    "data.batch_size=4",
+    "data.max_records=32",
+    "stage.module.sampling.max_new_tokens=12",
+    "stage.module.val_sampling.max_new_tokens=12",
+    "stage.module.minibatch_size=2",
+    "data.eval_batch_size=8",
+    "seed=13",
+]
 
 
 def test_ppo_killed_mid_run(run_cli, tmp_path, tiny_models):
-    args = [*PPO, f"stage.policy={tiny_models['lm']}", f"stage.reward_model={tiny_models['reward']}"]
+    args = [
+        *PPO,
+        f"stage.policy={tiny_models['lm']}",
+        f"stage.reward_model={tiny_models['reward']}",
+    ]
     straight, split = kill_and_resume(run_cli, tmp_path, args, kill_at=2)
-    for key in ("rlhf/reward_mean", "rlhf/kl", "rlhf/kl_coef", "rlhf/policy_loss",
-                "rlhf/value_loss"):
+    for key in (
+        "rlhf/reward_mean",
+        "rlhf/kl",
+        "rlhf/kl_coef",
+        "rlhf/policy_loss",
+        "rlhf/value_loss",
+    ):
         assert_same_from(metrics(straight, "rlhf", key), metrics(split, "rlhf", key), 2, 2)
     assert_same_weights(straight / "rlhf" / "hf", split / "rlhf" / "hf")
 
 
 def test_rejection_sampling_killed_inside_a_round(run_cli, tmp_path, tiny_models):
-    args = ["stage=rlhf", "stage.algorithm=rejection_sampling", *QUIET,
-            f"stage.policy={tiny_models['lm']}", f"stage.reward_model={tiny_models['reward']}",
-            "stage.rejection.rounds=1", "stage.rejection.samples_per_prompt=2",
-            "stage.rejection.sft_steps=5", "stage.rejection.sampling.max_new_tokens=12",
-            "stage.module.val_sampling.max_new_tokens=12", "data.max_records=12",
-            "checkpoint.every_n_steps=1", "sft.data.batch_size=2", "sft.scheduler.total_steps=5",
-            "sft.trainer.log_every_n_steps=1",
-            "seed=17"]
-    straight, split = kill_and_resume(run_cli, tmp_path, args, kill_at=3,
-                                      kill_key="sft.callbacks.fault_injection.kill_at_step")
+    args = [
+        "stage=rlhf",
+        "stage.algorithm=rejection_sampling",
+        *QUIET,
+        f"stage.policy={tiny_models['lm']}",
+        f"stage.reward_model={tiny_models['reward']}",
+        "stage.rejection.rounds=1",
+        "stage.rejection.samples_per_prompt=2",
+        "stage.rejection.sft_steps=5",
+        "stage.rejection.sampling.max_new_tokens=12",
+        "stage.module.val_sampling.max_new_tokens=12",
+        "data.max_records=12",
+        "checkpoint.every_n_steps=1",
+        "sft.data.batch_size=2",
+        "sft.scheduler.total_steps=5",
+        "sft.trainer.log_every_n_steps=1",
+        "seed=17",
+    ]
+    straight, split = kill_and_resume(
+        run_cli, tmp_path, args, kill_at=3, kill_key="sft.callbacks.fault_injection.kill_at_step"
+    )
     key = "sft/train_loss"
     want = metrics(straight / "rlhf" / "round0", "sft", key)
     got = metrics(split / "rlhf" / "round0", "sft", key)

@@ -16,14 +16,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chimed_lit.data.sources import Record, read_file
-from chimed_lit.errors import DataError
+from chimed_lit.io.errors import DataError
 
-SETTINGS = settings(max_examples=60, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
-json_value = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-                          | text, lambda v: st.lists(v, max_size=3)
-                          | st.dictionaries(text, v, max_size=3), max_leaves=8)
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+    lambda v: st.lists(v, max_size=3) | st.dictionaries(text, v, max_size=3),
+    max_leaves=8,
+)
 
 
 def _write(data: bytes, suffix: str) -> Path:
@@ -50,8 +53,12 @@ def test_any_bytes_give_records_or_a_named_data_error(data, suffix):
 
 
 @SETTINGS
-@given(rows=st.lists(st.dictionaries(text, json_value, min_size=1, max_size=4), min_size=1,
-                     max_size=8), blanks=st.lists(st.booleans(), min_size=8, max_size=8))
+@given(
+    rows=st.lists(
+        st.dictionaries(text, json_value, min_size=1, max_size=4), min_size=1, max_size=8
+    ),
+    blanks=st.lists(st.booleans(), min_size=8, max_size=8),
+)
 def test_jsonl_round_trip_keeps_records_and_lines(rows, blanks):
     lines, where = [], []
     for row, blank in zip(rows, blanks, strict=False):
@@ -79,16 +86,24 @@ def test_csv_round_trip_with_quotes_commas_and_newlines(rows):
         records = list(read_file(str(path)))
     finally:
         path.unlink()
-    want = [{"question": q.replace("\r\n", "\n").replace("\r", "\n"),
-             "answer": a.replace("\r\n", "\n").replace("\r", "\n")} for q, a in rows]
-    got = [{k: v.replace("\r\n", "\n").replace("\r", "\n") for k, v in r.data.items()}
-           for r in records]
+    want = [
+        {
+            "question": q.replace("\r\n", "\n").replace("\r", "\n"),
+            "answer": a.replace("\r\n", "\n").replace("\r", "\n"),
+        }
+        for q, a in rows
+    ]
+    got = [
+        {k: v.replace("\r\n", "\n").replace("\r", "\n") for k, v in r.data.items()} for r in records
+    ]
     assert got == want
 
 
 @SETTINGS
-@given(lines=st.lists(text.filter(lambda s: "\n" not in s and "\r" not in s), min_size=1,
-                      max_size=10), encoding=st.sampled_from(["utf-8", "gb18030", "utf-16"]))
+@given(
+    lines=st.lists(text.filter(lambda s: "\n" not in s and "\r" not in s), min_size=1, max_size=10),
+    encoding=st.sampled_from(["utf-8", "gb18030", "utf-16"]),
+)
 def test_text_in_the_declared_encoding_reads_back(lines, encoding):
     body = "\n".join(lines) + "\n"
     path = _write(body.encode(encoding), ".txt")
@@ -110,13 +125,33 @@ def modules(demo_tok):
     from chimed_lit.data.prompts import PromptDataModule
     from chimed_lit.data.sft import SFTDataModule
 
-    return [cls(tokenizer=demo_tok) for cls in (PretrainDataModule, SFTDataModule,
-                                                PreferenceDataModule, PromptDataModule)]
+    return [
+        cls(tokenizer=demo_tok)
+        for cls in (PretrainDataModule, SFTDataModule, PreferenceDataModule, PromptDataModule)
+    ]
 
 
-keys = st.sampled_from(["text", "messages", "conversations", "instruction", "input", "output",
-                        "prompt", "chosen", "rejected", "responses", "ranks", "question",
-                        "response_chosen", "response_rejected", "role", "content", "id"])
+keys = st.sampled_from(
+    [
+        "text",
+        "messages",
+        "conversations",
+        "instruction",
+        "input",
+        "output",
+        "prompt",
+        "chosen",
+        "rejected",
+        "responses",
+        "ranks",
+        "question",
+        "response_chosen",
+        "response_rejected",
+        "role",
+        "content",
+        "id",
+    ]
+)
 record = st.dictionaries(keys | text, json_value, max_size=5)
 
 

@@ -24,8 +24,9 @@ def _one_thread(one_thread) -> None:
 def write_jsonl(tmp_path: Path) -> Callable[..., str]:
     def write(records: list[dict[str, Any]], name: str = "pairs.jsonl") -> str:
         path = tmp_path / name
-        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                        encoding="utf-8")
+        path.write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+        )
         return str(path)
 
     return write
@@ -36,11 +37,16 @@ def make_pref_dm(demo_tok, tmp_path: Path) -> Callable[..., Any]:
     """A `PreferenceDataModule` over `train_files`, set up, no validation split unless asked."""
     from chimed_lit.data.preference import PreferenceDataModule
 
-    def make(train_files: list[str] | None, tokenizer: Any = None, setup: bool = True,
-             **knobs: Any):
+    def make(
+        train_files: list[str] | None, tokenizer: Any = None, setup: bool = True, **knobs: Any
+    ):
         knobs.setdefault("val_fraction", 0.0)
-        dm = PreferenceDataModule(tokenizer=tokenizer or demo_tok, train_files=train_files,
-                                  cache_dir=str(tmp_path / "cache"), **knobs)
+        dm = PreferenceDataModule(
+            tokenizer=tokenizer or demo_tok,
+            train_files=train_files,
+            cache_dir=str(tmp_path / "cache"),
+            **knobs,
+        )
         if setup:
             dm.setup("fit")
         return dm
@@ -60,7 +66,7 @@ def eos_pad_tok(demo_tok):
 @pytest.fixture(scope="session")
 def tiny_reward_model() -> Callable[..., torch.nn.Module]:
     """A random-init tiny LLaMA reward model (`ModelFactory.load_reward_model`), seeded."""
-    from chimed_lit.models import ModelFactory
+    from chimed_lit.models.factory import ModelFactory
 
     def build(tokenizer: Any, seed: int = 0, **arch: Any) -> torch.nn.Module:
         torch.manual_seed(seed)

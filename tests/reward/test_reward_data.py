@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chimed_lit.data.rendering import render_tokens
-from chimed_lit.errors import DataError
+from chimed_lit.chat.render import render_tokens
+from chimed_lit.io.errors import DataError
 
 Q, C, R = "头痛怎么办？", "先休息，持续不缓解请就医。", "随便吃点药。"
 USER = [{"role": "user", "content": Q}]
@@ -32,15 +32,23 @@ def test_every_shape_renders_like_the_policy(shape, demo_tok, write_jsonl, make_
     assert ex["chosen_ids"].tolist() == _ids(demo_tok, USER, C)
     assert ex["rejected_ids"].tolist() == _ids(demo_tok, USER, R)
     assert ex["chosen_ids"][-1].item() == demo_tok.eos_token_id  # the reward is read at EOS
-    assert demo_tok.decode(ex["chosen_ids"][-ex["chosen_response_len"]:]) == C + demo_tok.eos_token
+    assert demo_tok.decode(ex["chosen_ids"][-ex["chosen_response_len"] :]) == C + demo_tok.eos_token
 
 
 def test_multi_turn_prompt_with_system(demo_tok, write_jsonl, make_pref_dm):
-    convs = [{"from": "system", "value": "你是医生。"}, {"from": "human", "value": "我发烧了。"},
-             {"from": "gpt", "value": "多少度？"}, {"from": "human", "value": Q}]
+    convs = [
+        {"from": "system", "value": "你是医生。"},
+        {"from": "human", "value": "我发烧了。"},
+        {"from": "gpt", "value": "多少度？"},
+        {"from": "human", "value": Q},
+    ]
     dm = make_pref_dm([write_jsonl([{"conversations": convs, "chosen": C, "rejected": R}])])
-    prompt = [{"role": "system", "content": "你是医生。"}, {"role": "user", "content": "我发烧了。"},
-              {"role": "assistant", "content": "多少度？"}, {"role": "user", "content": Q}]
+    prompt = [
+        {"role": "system", "content": "你是医生。"},
+        {"role": "user", "content": "我发烧了。"},
+        {"role": "assistant", "content": "多少度？"},
+        {"role": "user", "content": Q},
+    ]
     assert dm.train_dataset[0]["chosen_ids"].tolist() == _ids(demo_tok, prompt, C)
 
 
@@ -51,8 +59,8 @@ def test_ranked_list_expands_to_every_ordered_pair(n, demo_tok, write_jsonl, mak
     dm = make_pref_dm([write_jsonl([{"prompt": Q, "responses": responses, "ranks": ranks}])])
     assert dm.stats["train_pairs"] == len(dm.train_dataset) == n * (n - 1) // 2
     for ex in dm.train_dataset:  # the chosen side is always the better-ranked one
-        chosen = demo_tok.decode(ex["chosen_ids"][-ex["chosen_response_len"]:])
-        rejected = demo_tok.decode(ex["rejected_ids"][-ex["rejected_response_len"]:])
+        chosen = demo_tok.decode(ex["chosen_ids"][-ex["chosen_response_len"] :])
+        rejected = demo_tok.decode(ex["rejected_ids"][-ex["rejected_response_len"] :])
         eos = demo_tok.eos_token
         better, worse = chosen.removesuffix(eos), rejected.removesuffix(eos)
         assert ranks[responses.index(better)] < ranks[responses.index(worse)]
@@ -71,11 +79,18 @@ BAD = {
     "empty chosen": ({"prompt": Q, "chosen": "  ", "rejected": R}, "chosen"),
     "empty prompt": ({"prompt": "", "chosen": C, "rejected": R}, "prompt"),
     "not text": ({"prompt": Q, "chosen": 3, "rejected": R}, "chosen"),
-    "prompt ends with the assistant": ({"conversations": [{"from": "human", "value": Q},
-                                                          {"from": "gpt", "value": C}],
-                                        "chosen": C, "rejected": R}, "conversations[1]"),
-    "bad prompt turn": ({"prompt": [{"role": "user", "content": ""}], "chosen": C, "rejected": R},
-                        "prompt[0].content"),
+    "prompt ends with the assistant": (
+        {
+            "conversations": [{"from": "human", "value": Q}, {"from": "gpt", "value": C}],
+            "chosen": C,
+            "rejected": R,
+        },
+        "conversations[1]",
+    ),
+    "bad prompt turn": (
+        {"prompt": [{"role": "user", "content": ""}], "chosen": C, "rejected": R},
+        "prompt[0].content",
+    ),
     "ranks mismatch": ({"prompt": Q, "responses": [C, R], "ranks": [1]}, "ranks"),
     "unknown shape": ({"text": Q}, "prompt"),
 }
@@ -103,8 +118,9 @@ def test_truncation_cuts_the_prompt_from_the_left(demo_tok, write_jsonl, make_pr
     full_c = _ids(demo_tok, [{"role": "user", "content": long_q}], C)
     full_r = _ids(demo_tok, [{"role": "user", "content": long_q}], R)
     max_length = 40
-    dm = make_pref_dm([write_jsonl([{"prompt": long_q, "chosen": C, "rejected": R}])],
-                      max_length=max_length)
+    dm = make_pref_dm(
+        [write_jsonl([{"prompt": long_q, "chosen": C, "rejected": R}])], max_length=max_length
+    )
     assert dm.stats["train_truncated"] == 1 and dm.stats["train_dropped"] == 0
     ex = dm.train_dataset[0]
     cut = max(len(full_c), len(full_r)) - max_length
@@ -115,8 +131,9 @@ def test_truncation_cuts_the_prompt_from_the_left(demo_tok, write_jsonl, make_pr
 
 def test_pair_dropped_when_the_response_alone_is_too_long(write_jsonl, make_pref_dm):
     long_c = "多喝水，" * 40
-    dm = make_pref_dm([write_jsonl([GOOD, {"prompt": Q, "chosen": long_c, "rejected": R}])],
-                      max_length=32)
+    dm = make_pref_dm(
+        [write_jsonl([GOOD, {"prompt": Q, "chosen": long_c, "rejected": R}])], max_length=32
+    )
     assert dm.stats["train_dropped"] == 1 and dm.stats["train_truncated"] == 0
     assert len(dm.train_dataset) == 1
 
@@ -128,8 +145,14 @@ def test_all_pairs_dropped_is_a_data_error(write_jsonl, make_pref_dm):
 
 
 def test_collate_chosen_rows_then_rejected_from_lengths(eos_pad_tok, write_jsonl, make_pref_dm):
-    recs = [GOOD, {"prompt": "发烧怎么办？", "chosen": "多喝水，监测体温，超过三天请就医。",
-                   "rejected": "不用管"}]
+    recs = [
+        GOOD,
+        {
+            "prompt": "发烧怎么办？",
+            "chosen": "多喝水，监测体温，超过三天请就医。",
+            "rejected": "不用管",
+        },
+    ]
     dm = make_pref_dm([write_jsonl(recs)], tokenizer=eos_pad_tok)
     items = [dm.train_dataset[0], dm.train_dataset[1]]
     batch = dm.collate(items)
@@ -139,10 +162,13 @@ def test_collate_chosen_rows_then_rejected_from_lengths(eos_pad_tok, write_jsonl
         n = len(row)
         assert torch.equal(batch["input_ids"][i, :n], row)
         # pad == EOS: the real EOS stays attended, the padding does not
-        assert batch["attention_mask"][i].tolist() == [1] * n + [0] * (batch["input_ids"].shape[1] - n)
+        assert batch["attention_mask"][i].tolist() == [1] * n + [0] * (
+            batch["input_ids"].shape[1] - n
+        )
         assert (batch["input_ids"][i, n:] == eos_pad_tok.eos_token_id).all()
     assert batch["response_lengths"].tolist() == [
-        int(it[k]) for k in ("chosen_response_len", "rejected_response_len") for it in items]
+        int(it[k]) for k in ("chosen_response_len", "rejected_response_len") for it in items
+    ]
 
 
 def test_demo_corpus_loads(make_pref_dm):
@@ -158,7 +184,7 @@ def test_template_knob_renders_with_that_template(demo_tok, write_jsonl, make_pr
 
 
 def test_unknown_template_is_a_config_error(make_pref_dm):
-    from chimed_lit.errors import ConfigError
+    from chimed_lit.io.errors import ConfigError
 
     with pytest.raises(ConfigError, match="data.template"):
         make_pref_dm(None, template="alpaca", setup=False)

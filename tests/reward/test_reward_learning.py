@@ -14,8 +14,8 @@ import torch
 
 from chimed_lit.callbacks.reward_accuracy import RewardAccuracyCallback
 from chimed_lit.data.preference import PreferenceDataModule
+from chimed_lit.modules.optim import WarmupCosine
 from chimed_lit.modules.reward import RewardModule
-from chimed_lit.optim import WarmupCosine
 
 # the tiny demo settings that reach >= 0.9 held-out accuracy (they reach 1.0 by step 20)
 LR, STEPS, BATCH, MAX_LENGTH, VAL_EVERY = 2e-3, 40, 16, 128, 20
@@ -23,15 +23,24 @@ METRICS = ("accuracy", "margin", "mean", "std", "length_corr")
 
 
 def _trainer(root: Path, steps: int, callback: RewardAccuracyCallback, **kw: Any) -> L.Trainer:
-    return L.Trainer(max_steps=steps, val_check_interval=VAL_EVERY, check_val_every_n_epoch=None,
-                     num_sanity_val_steps=1, logger=False, enable_progress_bar=False,
-                     enable_model_summary=False, default_root_dir=str(root),
-                     callbacks=[callback], **kw)
+    return L.Trainer(
+        max_steps=steps,
+        val_check_interval=VAL_EVERY,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(root),
+        callbacks=[callback],
+        **kw,
+    )
 
 
 def _module(model: torch.nn.Module) -> RewardModule:
-    return RewardModule(model, partial(torch.optim.AdamW, lr=LR, weight_decay=0.0),
-                        WarmupCosine(warmup_steps=5))
+    return RewardModule(
+        model, partial(torch.optim.AdamW, lr=LR, weight_decay=0.0), WarmupCosine(warmup_steps=5)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +48,25 @@ def trained(demo_tok, tiny_reward_model, tmp_path_factory) -> dict[str, Any]:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("reward_fit")
     L.seed_everything(0)
-    dm = PreferenceDataModule(tokenizer=demo_tok, batch_size=BATCH, eval_batch_size=32,
-                              max_length=MAX_LENGTH, cache_dir=str(root / "cache"))
+    dm = PreferenceDataModule(
+        tokenizer=demo_tok,
+        batch_size=BATCH,
+        eval_batch_size=32,
+        max_length=MAX_LENGTH,
+        cache_dir=str(root / "cache"),
+    )
     module = _module(tiny_reward_model(demo_tok).train())
     callback = RewardAccuracyCallback(dirpath=root / "plots")
     trainer = _trainer(root, STEPS, callback, enable_checkpointing=False)
     trainer.fit(module, datamodule=dm)
     trainer.save_checkpoint(root / "last.ckpt")
-    return {"root": root, "dm": dm, "module": module, "callback": callback,
-            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+    return {
+        "root": root,
+        "dm": dm,
+        "module": module,
+        "callback": callback,
+        "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()},
+    }
 
 
 def test_learns_the_demo_preferences(trained):
@@ -74,11 +93,19 @@ def test_accuracy_curve_drawn(trained):
 def test_resume_continues_the_curve(trained, demo_tok, tiny_reward_model):
     root = trained["root"]
     callback = RewardAccuracyCallback(dirpath=root / "plots")
-    dm = PreferenceDataModule(tokenizer=demo_tok, batch_size=BATCH, eval_batch_size=32,
-                              max_length=MAX_LENGTH, cache_dir=str(root / "cache"))
+    dm = PreferenceDataModule(
+        tokenizer=demo_tok,
+        batch_size=BATCH,
+        eval_batch_size=32,
+        max_length=MAX_LENGTH,
+        cache_dir=str(root / "cache"),
+    )
     trainer = _trainer(root, STEPS + VAL_EVERY, callback, enable_checkpointing=False)
-    trainer.fit(_module(tiny_reward_model(demo_tok, seed=1)), datamodule=dm,
-                ckpt_path=str(root / "last.ckpt"))
+    trainer.fit(
+        _module(tiny_reward_model(demo_tok, seed=1)),
+        datamodule=dm,
+        ckpt_path=str(root / "last.ckpt"),
+    )
     assert callback.series[:-1] == trained["callback"].series
     assert callback.series[-1][0] == STEPS + VAL_EVERY
 
@@ -99,8 +126,9 @@ def test_export_reloads_in_plain_transformers(trained, demo_tok, tmp_path):
     batch = next(iter(trained["dm"].val_dataloader()))
     with torch.no_grad():
         ours = module(batch)
-        theirs = reloaded(input_ids=batch["input_ids"],
-                          attention_mask=batch["attention_mask"]).logits.squeeze(-1)
+        theirs = reloaded(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).logits.squeeze(-1)
     assert torch.allclose(ours, theirs, atol=1e-5, rtol=0)
     n = batch["n_pairs"]
     assert (theirs[:n] > theirs[n:]).float().mean() >= 0.9

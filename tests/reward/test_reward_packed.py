@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from chimed_lit.data.packing import pack_sequences
+from chimed_lit.losses.preference import reward_pairwise_loss
 from chimed_lit.modules.reward import RewardModule, score_sequences
-from chimed_lit.rl.preference_loss import reward_pairwise_loss
 from tests.conftest import shared
 
 
@@ -31,8 +31,10 @@ def test_packed_batches_score_like_padded(make_pref_dm, demo_tok, tiny_reward_mo
     padded_dm, packed_dm = _dm(make_pref_dm, False), _dm(make_pref_dm, True)
     examples = [padded_dm.train_dataset[i] for i in range(8)]
     padded, packed = padded_dm.collate(examples), packed_dm.collate(examples)
-    assert "attention_mask" not in packed and packed["input_ids"].numel() < 0.8 * padded[
-        "input_ids"].numel()  # the point: fewer positions to compute
+    assert (
+        "attention_mask" not in packed
+        and packed["input_ids"].numel() < 0.8 * padded["input_ids"].numel()
+    )  # the point: fewer positions to compute
     assert torch.equal(packed["seq_lengths"], padded["attention_mask"].sum(-1))
 
     model = tiny_reward_model(demo_tok)
@@ -47,7 +49,9 @@ def test_packed_batches_score_like_padded(make_pref_dm, demo_tok, tiny_reward_mo
         rewards = module(batch)
         loss, _ = reward_pairwise_loss(rewards[:8], rewards[8:], None, 0.0)
         loss.backward()
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+        grads.append(
+            torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+        )
     assert torch.allclose(grads[0], grads[1], atol=1e-5, rtol=1e-4)
 
 
@@ -59,10 +63,12 @@ def test_packed_sequences_do_not_see_each_other(demo_tok, tiny_reward_model) -> 
     with torch.no_grad():
         alone = score_sequences(model, torch.tensor([second]), torch.ones(1, 4, dtype=torch.long))
         packed = pack_sequences([first, second], capacity=16, pad_id=demo_tok.pad_token_id)
-        both = score_sequences(model, packed["input_ids"], position_ids=packed["position_ids"],
-                               ends=packed["ends"])
-        causal = score_sequences(model, packed["input_ids"],
-                                 torch.ones_like(packed["input_ids"]), ends=packed["ends"])
+        both = score_sequences(
+            model, packed["input_ids"], position_ids=packed["position_ids"], ends=packed["ends"]
+        )
+        causal = score_sequences(
+            model, packed["input_ids"], torch.ones_like(packed["input_ids"]), ends=packed["ends"]
+        )
     assert torch.allclose(both[1], alone[0], atol=1e-5)
     assert not torch.allclose(causal[1], alone[0], atol=1e-3)  # what a plain mask would give
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chimed_lit.data.rendering import render_tokens
+from chimed_lit.chat.render import render_tokens
 from chimed_lit.modules.reward import RewardModule, score_sequences
 
 PROMPTS = ["头痛怎么办？", "发烧三天了，要去医院吗？孩子五岁，精神还可以。", "咳嗽"]
@@ -14,9 +14,12 @@ ANSWERS = ["多休息。", "建议尽快到儿科就诊，监测体温，多喝�
 
 
 def _rows(tok) -> list[list[int]]:
-    return [render_tokens(tok, [{"role": "user", "content": p},
-                                {"role": "assistant", "content": a}]).input_ids
-            for p, a in zip(PROMPTS, ANSWERS, strict=True)]
+    return [
+        render_tokens(
+            tok, [{"role": "user", "content": p}, {"role": "assistant", "content": a}]
+        ).input_ids
+        for p, a in zip(PROMPTS, ANSWERS, strict=True)
+    ]
 
 
 def _batch(tok, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:

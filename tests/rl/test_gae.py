@@ -1,10 +1,10 @@
-"""Tests for chimed_lit.rl.gae: GAE (Schulman et al. 2016, eq. 16) and KL-shaped token
+"""Tests for chimed_lit.losses.gae: GAE (Schulman et al. 2016, eq. 16) and KL-shaped token
 rewards (Ziegler et al. 2019 / InstructGPT)."""
 
 import pytest
 import torch
 
-from chimed_lit.rl.gae import compute_gae, token_rewards
+from chimed_lit.losses.gae import compute_gae, token_rewards
 
 GAMMA, LAM = 0.9, 0.8  # gamma * lam = 0.72
 

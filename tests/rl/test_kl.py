@@ -1,4 +1,4 @@
-"""Tests for chimed_lit.rl.kl: KL estimators (Schulman 2020, "Approximating KL Divergence")
+"""Tests for chimed_lit.losses.kl: KL estimators (Schulman 2020, "Approximating KL Divergence")
 and KL controllers (Ziegler et al. 2019, eq. 2)."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from chimed_lit.rl.kl import (
+from chimed_lit.losses.kl import (
     AdaptiveKLController,
     FixedKLController,
     kl_k1,

@@ -1,11 +1,11 @@
-"""Tests for chimed_lit.rl.masked (masked reductions and advantage whitening)."""
+"""Tests for chimed_lit.losses.masked (masked reductions and advantage whitening)."""
 
 import math
 
 import pytest
 import torch
 
-from chimed_lit.rl.masked import masked_mean, masked_sum, masked_var, masked_whiten
+from chimed_lit.losses.masked import masked_mean, masked_sum, masked_var, masked_whiten
 
 X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
 M = torch.tensor([[1, 0, 1], [0, 0, 0]])

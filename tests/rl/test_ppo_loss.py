@@ -1,4 +1,4 @@
-"""Tests for chimed_lit.rl.ppo_loss: clipped surrogate (Schulman et al. 2017, PPO eq. 7),
+"""Tests for chimed_lit.losses.ppo: clipped surrogate (Schulman et al. 2017, PPO eq. 7),
 clipped value loss, and masked entropy."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from chimed_lit.rl.ppo_loss import entropy_from_logits, ppo_policy_loss, ppo_value_loss
+from chimed_lit.losses.ppo import entropy_from_logits, ppo_policy_loss, ppo_value_loss
 
 CLIP = 0.2
 

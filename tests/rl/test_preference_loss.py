@@ -1,4 +1,4 @@
-"""Tests for chimed_lit.rl.preference_loss: Bradley-Terry reward loss (Llama 2 eq. 2 margin,
+"""Tests for chimed_lit.losses.preference: Bradley-Terry reward loss (Llama 2 eq. 2 margin,
 Eisenstein et al. 2023 centering), DPO (Rafailov et al. 2023 eq. 7), IPO (Azar et al. 2023
 eq. 17), SLiC hinge (Zhao et al. 2023), SimPO (Meng et al. 2024 eq. 6), ORPO (Hong et al. 2024).
 """
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from chimed_lit.rl.preference_loss import (
+from chimed_lit.losses.preference import (
     DPOLossType,
     dpo_loss,
     log1mexp,

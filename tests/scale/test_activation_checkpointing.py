@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from chimed_lit.models import ModelFactory
+from chimed_lit.models.factory import ModelFactory
 
-ARCH = {"hidden_size": 64, "intermediate_size": 176, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 128}
+ARCH = {
+    "hidden_size": 64,
+    "intermediate_size": 176,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 128,
+}
 
 
 def _loss_and_grads(demo_tok, checkpointing: bool):
@@ -25,7 +31,10 @@ def _loss_and_grads(demo_tok, checkpointing: bool):
 def test_checkpointing_recomputes_and_changes_nothing_else(demo_tok):
     plain, loss_a, grads_a, saved_a = _loss_and_grads(demo_tok, False)
     ckpt, loss_b, grads_b, saved_b = _loss_and_grads(demo_tok, True)
-    assert ckpt.model.layers[0].gradient_checkpointing and not plain.model.layers[0].gradient_checkpointing
+    assert (
+        ckpt.model.layers[0].gradient_checkpointing
+        and not plain.model.layers[0].gradient_checkpointing
+    )
     assert saved_b < saved_a / 3  # each layer keeps its input only, recomputes the rest
     torch.testing.assert_close(loss_a, loss_b, rtol=0, atol=0)
     for name, g in grads_a.items():

@@ -16,8 +16,13 @@ def test_deepspeed_sft_lowers_the_loss_and_its_checkpoint_reloads(tmp_path, tiny
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
     out = tmp_path / f"zero{zero}"
-    run_fit(out, *SFT_SHORT, f"model.pretrained={tiny_base}", f"strategy=deepspeed_zero{zero}",
-            "logger=csv")
+    run_fit(
+        out,
+        *SFT_SHORT,
+        f"model.pretrained={tiny_base}",
+        f"strategy=deepspeed_zero{zero}",
+        "logger=csv",
+    )
     s = summary(out)
     assert s["global_step"] == 8
     assert s["final"]["sft/val_loss"] < s["initial"]["sft/val_loss"] - 0.3
@@ -37,8 +42,9 @@ def test_deepspeed_sft_lowers_the_loss_and_its_checkpoint_reloads(tmp_path, tiny
     for name, tensor in exported.items():
         assert torch.equal(state[f"model.{name}"], tensor), name
     before = hf_weights_of(tiny_base)
-    assert not torch.equal(before["model.layers.0.mlp.up_proj.weight"],
-                           exported["model.layers.0.mlp.up_proj.weight"])  # it trained
+    assert not torch.equal(
+        before["model.layers.0.mlp.up_proj.weight"], exported["model.layers.0.mlp.up_proj.weight"]
+    )  # it trained
 
 
 def hf_weights_of(path):

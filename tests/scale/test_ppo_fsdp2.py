@@ -51,32 +51,47 @@ GATHER_SCRIPT = textwrap.dedent("""
 
 def test_generation_gathers_the_sharded_actor_once_per_rollout():
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29641")
-    proc = subprocess.run([sys.executable, "-c", GATHER_SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", GATHER_SCRIPT], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-4000:]
 
 
 @pytest.mark.slow
-def test_ppo_on_fsdp2_with_two_processes_trains_checkpoints_and_resumes(tmp_path, tiny_base,
-                                                                        tiny_reward):
+def test_ppo_on_fsdp2_with_two_processes_trains_checkpoints_and_resumes(
+    tmp_path, tiny_base, tiny_reward
+):
     out = tmp_path / "ppo"
-    args = ["stage=rlhf", f"stage.policy={tiny_base}", f"stage.reward_model={tiny_reward}",
-            "strategy=fsdp2", "trainer.devices=2", "trainer.val_check_interval=3",
-            "data.batch_size=4", "stage.module.minibatch_size=2",
-            "stage.module.sampling.max_new_tokens=16", "stage.module.val_sampling.max_new_tokens=16",
-            "trainer.enable_progress_bar=false", "trainer.log_every_n_steps=1", "logger=csv"]
+    args = [
+        "stage=rlhf",
+        f"stage.policy={tiny_base}",
+        f"stage.reward_model={tiny_reward}",
+        "strategy=fsdp2",
+        "trainer.devices=2",
+        "trainer.val_check_interval=3",
+        "data.batch_size=4",
+        "stage.module.minibatch_size=2",
+        "stage.module.sampling.max_new_tokens=16",
+        "stage.module.val_sampling.max_new_tokens=16",
+        "trainer.enable_progress_bar=false",
+        "trainer.log_every_n_steps=1",
+        "logger=csv",
+    ]
     run_fit(out, *args, "trainer.max_steps=3")
     ckpt = out / "rlhf" / "checkpoints" / "last.ckpt"
     assert sorted(p.name for p in ckpt.glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
     run_fit(out, *args, "trainer.max_steps=5", "resume=true")  # continues from the shards
     s = summary(out, "rlhf")
     assert s["global_step"] == 5
-    rows = [r for r in csv.DictReader((out / "rlhf" / "csv" / "metrics.csv").open())
-            if r.get("rlhf/kl")]
+    rows = [
+        r for r in csv.DictReader((out / "rlhf" / "csv" / "metrics.csv").open()) if r.get("rlhf/kl")
+    ]
     # the resumed run's log: one PPO update per rollout, rollouts 4 and 5
     assert [int(r["step"]) for r in rows] == [3, 4]
-    assert all(math.isfinite(float(r["rlhf/kl"])) and math.isfinite(float(r["rlhf/value_loss"]))
-               for r in rows)
+    assert all(
+        math.isfinite(float(r["rlhf/kl"])) and math.isfinite(float(r["rlhf/value_loss"]))
+        for r in rows
+    )
     before, after = hf_weights_of(tiny_base), hf_weights(out, "rlhf")
     assert set(before) == set(after)
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the policy moved

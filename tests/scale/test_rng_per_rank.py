@@ -38,6 +38,11 @@ def test_two_ranks_each_get_their_own_rng_streams_back(tmp_path):
     script = tmp_path / "rng.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT="29651")
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "state.pt")], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "state.pt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-4000:]

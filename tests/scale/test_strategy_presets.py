@@ -7,8 +7,15 @@ from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
-PRESETS = ["auto", "ddp", "fsdp2", "deepspeed_zero1", "deepspeed_zero2", "deepspeed_zero3",
-           "deepspeed_zero3_offload"]
+PRESETS = [
+    "auto",
+    "ddp",
+    "fsdp2",
+    "deepspeed_zero1",
+    "deepspeed_zero2",
+    "deepspeed_zero3",
+    "deepspeed_zero3_offload",
+]
 
 
 def _compose(*overrides: str):
@@ -27,18 +34,30 @@ def test_every_preset_builds_the_strategy_it_names(preset):
 
     strategy = instantiate(_compose("stage=sft", f"strategy={preset}").strategy)
     expected = {"auto": str, "ddp": DDPStrategy, "fsdp2": ModelParallelStrategy}.get(
-        preset, ChimedDeepSpeedStrategy)
+        preset, ChimedDeepSpeedStrategy
+    )
     assert isinstance(strategy, expected)
     if preset == "auto":
         assert strategy == "auto"
 
 
-@pytest.mark.parametrize("preset,stage,opt,par", [
-    ("deepspeed_zero1", 1, False, False), ("deepspeed_zero2", 2, False, False),
-    ("deepspeed_zero3", 3, False, False), ("deepspeed_zero3_offload", 3, True, True)])
+@pytest.mark.parametrize(
+    "preset,stage,opt,par",
+    [
+        ("deepspeed_zero1", 1, False, False),
+        ("deepspeed_zero2", 2, False, False),
+        ("deepspeed_zero3", 3, False, False),
+        ("deepspeed_zero3_offload", 3, True, True),
+    ],
+)
 def test_deepspeed_json_follows_trainer_and_data(preset, stage, opt, par):
-    cfg = _compose("stage=sft", f"strategy={preset}", "data.batch_size=6",
-                   "trainer.accumulate_grad_batches=3", "trainer.gradient_clip_val=0.5")
+    cfg = _compose(
+        "stage=sft",
+        f"strategy={preset}",
+        "data.batch_size=6",
+        "trainer.accumulate_grad_batches=3",
+        "trainer.gradient_clip_val=0.5",
+    )
     ds = instantiate(cfg.strategy).config
     assert ds["train_micro_batch_size_per_gpu"] == 6
     assert ds["gradient_clipping"] == 0.5
@@ -62,9 +81,17 @@ def test_zero_config_refuses_parameter_offload_below_stage_3():
 
 
 def test_cfg_job_shows_the_resolved_deepspeed_json(run_cli, tmp_path):
-    r = run_cli("fit", "stage=sft", "strategy=deepspeed_zero2", "data.batch_size=5",
-                "trainer.accumulate_grad_batches=2", f"paths.output_dir={tmp_path}",
-                "--cfg", "job", "--resolve")
+    r = run_cli(
+        "fit",
+        "stage=sft",
+        "strategy=deepspeed_zero2",
+        "data.batch_size=5",
+        "trainer.accumulate_grad_batches=2",
+        f"paths.output_dir={tmp_path}",
+        "--cfg",
+        "job",
+        "--resolve",
+    )
     assert r.code == 0, r.err
     block = r.out.split("strategy:", 1)[1]
     assert "zero_stage: 2" in block
@@ -73,13 +100,20 @@ def test_cfg_job_shows_the_resolved_deepspeed_json(run_cli, tmp_path):
     assert "gradient_clipping: 1.0" in block
 
 
-@pytest.mark.parametrize("args,message", [
-    (["strategy=deepspeed_zero2", "strategy.offload_parameters=true"],
-     "strategy.offload_parameters=true needs strategy.zero_stage=3"),
-    (["strategy=deepspeed_zero2", "strategy.zero_stage=4"],
-     "strategy.zero_stage=4: DeepSpeed ZeRO stages are 1, 2 and 3"),
-    (["stage=rlhf", "strategy=deepspeed_zero2"], "add rlhf.strategy=fsdp2"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["strategy=deepspeed_zero2", "strategy.offload_parameters=true"],
+            "strategy.offload_parameters=true needs strategy.zero_stage=3",
+        ),
+        (
+            ["strategy=deepspeed_zero2", "strategy.zero_stage=4"],
+            "strategy.zero_stage=4: DeepSpeed ZeRO stages are 1, 2 and 3",
+        ),
+        (["stage=rlhf", "strategy=deepspeed_zero2"], "add rlhf.strategy=fsdp2"),
+    ],
+)
 def test_impossible_strategy_combinations_fail_before_training(run_cli, tmp_path, args, message):
     r = run_cli("fit", f"paths.output_dir={tmp_path}", "logger=none", *args)
     assert r.code != 0
@@ -90,9 +124,14 @@ def test_impossible_strategy_combinations_fail_before_training(run_cli, tmp_path
 
 def test_a_target_stage_prefix_keeps_a_run_wide_key_to_that_stage(tmp_path):
     """`rlhf.strategy=ddp` must not reach the upstream stages, `strategy=` must."""
-    from chimed_lit.cli import _route_stage_prefixes
+    from chimed_lit.cli.main import _route_stage_prefixes
 
-    routed = _route_stage_prefixes(["stage=rlhf", "strategy=deepspeed_zero2",
-                                    "rlhf.strategy=ddp", "rlhf.trainer.max_steps=3"])
-    assert routed == ["stage=rlhf", "strategy=deepspeed_zero2",
-                      "++stage_overrides.rlhf.strategy=ddp", "trainer.max_steps=3"]
+    routed = _route_stage_prefixes(
+        ["stage=rlhf", "strategy=deepspeed_zero2", "rlhf.strategy=ddp", "rlhf.trainer.max_steps=3"]
+    )
+    assert routed == [
+        "stage=rlhf",
+        "strategy=deepspeed_zero2",
+        "++stage_overrides.rlhf.strategy=ddp",
+        "trainer.max_steps=3",
+    ]

@@ -38,8 +38,9 @@ def write_records(tmp_path: Path) -> Callable[..., str]:
         elif name.endswith(".json"):
             path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
         else:
-            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
-                            encoding="utf-8")
+            path.write_text(
+                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+            )
         return str(path)
 
     return write
@@ -52,8 +53,12 @@ def make_dm(tok, tmp_path: Path) -> Callable[..., Any]:
 
     def make(train_files: list[str] | None, tokenizer=None, setup: bool = True, **knobs: Any):
         knobs.setdefault("val_fraction", 0.0)
-        dm = SFTDataModule(tokenizer=tokenizer or tok, train_files=train_files,
-                           cache_dir=str(tmp_path / "cache"), **knobs)
+        dm = SFTDataModule(
+            tokenizer=tokenizer or tok,
+            train_files=train_files,
+            cache_dir=str(tmp_path / "cache"),
+            **knobs,
+        )
         if setup:
             dm.setup("fit")
         return dm

@@ -24,16 +24,27 @@ def tiny_llama(tok):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=256, pad_token_id=tok.pad_token_id,
-                         attn_implementation="sdpa")
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        attn_implementation="sdpa",
+    )
     return LlamaForCausalLM(config).float().eval()
 
 
 def test_pack_labelled_layout():
-    rows = pack_labelled([[1, 2, 3], [4, 5], [6, 7, 8, 9]], [[-100, 2, 3], [4, 5], [6, -100, 8, 9]],
-                         capacity=6, pad_id=0)
+    rows = pack_labelled(
+        [[1, 2, 3], [4, 5], [6, 7, 8, 9]],
+        [[-100, 2, 3], [4, 5], [6, -100, 8, 9]],
+        capacity=6,
+        pad_id=0,
+    )
     assert rows["input_ids"] == [[4, 5, 6, 7, 8, 9], [1, 2, 3, 0, 0, 0]]
     assert rows["labels"] == [[-100, 5, -100, -100, 8, 9], [-100, 2, 3, -100, -100, -100]]
     assert rows["position_ids"] == [[0, 1, 0, 1, 2, 3], [0, 1, 2, 0, 1, 2]]
@@ -52,7 +63,10 @@ def test_packed_and_padded_losses_agree(tok, tiny_llama, make_dm):
         blocks = packed.collate([packed.train_dataset[i] for i in range(len(packed.train_dataset))])
         assert set(blocks) == {"input_ids", "labels", "position_ids"}
         in_blocks = _token_losses(tiny_llama, blocks)
-    alone = {tuple(ex["input_ids"].tolist()): padded[i].double().sum().item() for i, ex in enumerate(examples)}
+    alone = {
+        tuple(ex["input_ids"].tolist()): padded[i].double().sum().item()
+        for i, ex in enumerate(examples)
+    }
 
     found = {}
     for row in range(blocks["input_ids"].size(0)):
@@ -61,7 +75,7 @@ def test_packed_and_padded_losses_agree(tok, tiny_llama, make_dm):
         for a, b in zip(starts[:-1], starts[1:], strict=True):
             key = tuple(blocks["input_ids"][row, a:b].tolist())
             if key in alone:  # else the padding tail
-                found[key] = in_blocks[row, a:b - 1].double().sum().item()
+                found[key] = in_blocks[row, a : b - 1].double().sum().item()
     assert found.keys() == alone.keys()
     for key, value in alone.items():
         assert value > 0

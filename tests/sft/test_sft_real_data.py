@@ -19,8 +19,13 @@ FILES = {
 
 @pytest.mark.parametrize("relative", list(FILES))
 def test_real_sample_through_setup(relative, shared_file, make_dm, tok, labelled_runs):
-    dm = make_dm([shared_file(relative)], max_records=40, val_fraction=0.1, max_length=384,
-                 max_dropped_fraction=0.2)
+    dm = make_dm(
+        [shared_file(relative)],
+        max_records=40,
+        val_fraction=0.1,
+        max_length=384,
+        max_dropped_fraction=0.2,
+    )
     s = dm.stats
     assert s["train_records"] + s["val_records"] == 40 and s["val_records"] == 4
     assert s["train_skipped"] == 0
@@ -31,8 +36,9 @@ def test_real_sample_through_setup(relative, shared_file, make_dm, tok, labelled
     assert len(ex["input_ids"]) <= 384
     assert labelled_runs(tok, ex["input_ids"], ex["labels"])  # something to learn
     batch = dm.collate([dm.train_dataset[i] for i in range(4)])
-    assert batch["attention_mask"].sum().item() == sum(len(dm.train_dataset[i]["input_ids"])
-                                                       for i in range(4))
+    assert batch["attention_mask"].sum().item() == sum(
+        len(dm.train_dataset[i]["input_ids"]) for i in range(4)
+    )
 
 
 @pytest.mark.parametrize("relative", list(FILES))
@@ -66,5 +72,6 @@ def test_covid_dialogues_alternate_and_end_with_the_doctor(shared_file):
         # (and only that: a patient may well begin "医生：您好")
         utterances = rec.data["utterances"]
         assert len(conv.messages) + conv.dropped_turns == len(utterances)
-        assert [m["content"] for m in conv.messages] == [u[3:].strip() for u in
-                                                          utterances[:len(conv.messages)]]
+        assert [m["content"] for m in conv.messages] == [
+            u[3:].strip() for u in utterances[: len(conv.messages)]
+        ]

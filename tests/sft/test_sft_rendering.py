@@ -7,21 +7,27 @@ from pathlib import Path
 
 import pytest
 
-from chimed_lit.chat_template import TEMPLATES
-from chimed_lit.data.rendering import render_prompt, render_text, render_tokens
-from chimed_lit.errors import ConfigError
+from chimed_lit.chat.render import render_prompt, render_text, render_tokens
+from chimed_lit.chat.templates import TEMPLATES
+from chimed_lit.io.errors import ConfigError
 
 # ChatML-shaped, built from the demo tokenizer's own specials: a newline follows each turn's end.
-CHATML = ("{%- for m in messages -%}{{ '<s>' + m['role'] + '\\n' + m['content'] + '</s>\\n' }}"
-          "{%- endfor -%}{%- if add_generation_prompt -%}{{ '<s>assistant\\n' }}{%- endif -%}")
+CHATML = (
+    "{%- for m in messages -%}{{ '<s>' + m['role'] + '\\n' + m['content'] + '</s>\\n' }}"
+    "{%- endfor -%}{%- if add_generation_prompt -%}{{ '<s>assistant\\n' }}{%- endif -%}"
+)
 
-SINGLE = [{"role": "user", "content": "失眠是什么原因引起的？"},
-          {"role": "assistant", "content": "常见原因是压力和焦虑。"}]
-MULTI = [{"role": "system", "content": "你是一名医生。"},
-         {"role": "user", "content": "我头痛发热。"},
-         {"role": "assistant", "content": "发热多少度？"},
-         {"role": "user", "content": "三十八度五。"},
-         {"role": "assistant", "content": "建议服用退热药，多喝水。"}]
+SINGLE = [
+    {"role": "user", "content": "失眠是什么原因引起的？"},
+    {"role": "assistant", "content": "常见原因是压力和焦虑。"},
+]
+MULTI = [
+    {"role": "system", "content": "你是一名医生。"},
+    {"role": "user", "content": "我头痛发热。"},
+    {"role": "assistant", "content": "发热多少度？"},
+    {"role": "user", "content": "三十八度五。"},
+    {"role": "assistant", "content": "建议服用退热药，多喝水。"},
+]
 CASES = {"single": SINGLE, "multi": MULTI, "prompt-only": MULTI[:4]}
 
 
@@ -43,8 +49,9 @@ def saved(request, tok, tmp_path_factory):
 def test_round_trip_token_for_token(saved, case, generation_prompt):
     name, reloaded = saved
     messages = CASES[case]
-    expected = reloaded.apply_chat_template(messages, tokenize=True, return_dict=False,
-                                            add_generation_prompt=generation_prompt)
+    expected = reloaded.apply_chat_template(
+        messages, tokenize=True, return_dict=False, add_generation_prompt=generation_prompt
+    )
     assert len(expected) > 5
     templates = ["tokenizer"] + ([name] if name != "chatml" else [])
     for template in templates:
@@ -72,18 +79,19 @@ def test_turn_ends_cut_after_each_answer(tok):
     r = render_tokens(tok, MULTI, "chimed")
     assert len(r.turn_ends) == 2
     assert r.turn_ends[-1] == len(r.input_ids)
-    assert r.input_ids[:r.turn_ends[0]] == render_tokens(tok, MULTI[:3], "chimed").input_ids
+    assert r.input_ids[: r.turn_ends[0]] == render_tokens(tok, MULTI[:3], "chimed").input_ids
 
 
 def test_prompt_is_the_training_prefix(tok):
     prompt = render_prompt(tok, MULTI, "chimed")
     assert tok.decode(prompt).endswith("[human]:三十八度五。\n[bot]:")
-    assert prompt == tok.apply_chat_template(MULTI[:4], tokenize=True, return_dict=False,
-                                             add_generation_prompt=True)
+    assert prompt == tok.apply_chat_template(
+        MULTI[:4], tokenize=True, return_dict=False, add_generation_prompt=True
+    )
     full = render_tokens(tok, MULTI, "chimed")
-    assert full.input_ids[:len(prompt)] == prompt
+    assert full.input_ids[: len(prompt)] == prompt
     assert not full.assistant_mask[len(prompt) - 1]
-    assert all(full.assistant_mask[len(prompt):])  # everything after the prompt is the answer
+    assert all(full.assistant_mask[len(prompt) :])  # everything after the prompt is the answer
     assert render_prompt(tok, MULTI[:4], "chimed") == prompt  # no answer given: same prompt
 
 

@@ -7,19 +7,31 @@ from collections import Counter
 
 import pytest
 
-from chimed_lit.data.rendering import render_tokens
+from chimed_lit.chat.render import render_tokens
 from chimed_lit.data.sft import mix_by_weight
-from chimed_lit.errors import ConfigError, DataError
+from chimed_lit.io.errors import ConfigError, DataError
 
 EOS = "</s>"
-THREE = [{"role": "user", "content": "我头痛。"}, {"role": "assistant", "content": "痛了多久？"},
-         {"role": "user", "content": "两天。"}, {"role": "assistant", "content": "发热吗？"},
-         {"role": "user", "content": "不发热。"}, {"role": "assistant", "content": "先休息观察。"}]
+THREE = [
+    {"role": "user", "content": "我头痛。"},
+    {"role": "assistant", "content": "痛了多久？"},
+    {"role": "user", "content": "两天。"},
+    {"role": "assistant", "content": "发热吗？"},
+    {"role": "user", "content": "不发热。"},
+    {"role": "assistant", "content": "先休息观察。"},
+]
 
 
 def _short(n: int) -> list[dict]:
-    return [{"messages": [{"role": "user", "content": f"问题{i}"},
-                          {"role": "assistant", "content": f"回答{i}"}]} for i in range(n)]
+    return [
+        {
+            "messages": [
+                {"role": "user", "content": f"问题{i}"},
+                {"role": "assistant", "content": f"回答{i}"},
+            ]
+        }
+        for i in range(n)
+    ]
 
 
 def test_later_turns_that_do_not_fit_are_dropped_whole(tok, write_records, make_dm, labelled_runs):
@@ -28,7 +40,10 @@ def test_later_turns_that_do_not_fit_are_dropped_whole(tok, write_records, make_
     dm = make_dm([write_records([{"messages": THREE}])], max_length=len(two) + 3)
     ex = dm.train_dataset[0]
     assert ex["input_ids"].tolist() == two
-    assert labelled_runs(tok, ex["input_ids"], ex["labels"]) == ["痛了多久？" + EOS, "发热吗？" + EOS]
+    assert labelled_runs(tok, ex["input_ids"], ex["labels"]) == [
+        "痛了多久？" + EOS,
+        "发热吗？" + EOS,
+    ]
     assert dm.stats["train_truncated"] == 1 and dm.stats["train_dropped"] == 0
 
 
@@ -44,8 +59,12 @@ def test_long_first_answer_is_cut_and_kept(tok, write_records, make_dm, labelled
 
 
 def test_all_masked_example_is_dropped_and_counted(tok, write_records, make_dm):
-    long_question = {"messages": [{"role": "user", "content": "我的症状是" + "头痛发热咳嗽" * 30},
-                                  {"role": "assistant", "content": "请就医。"}]}
+    long_question = {
+        "messages": [
+            {"role": "user", "content": "我的症状是" + "头痛发热咳嗽" * 30},
+            {"role": "assistant", "content": "请就医。"},
+        ]
+    }
     records = _short(29) + [long_question]
     dm = make_dm([write_records(records)], max_length=32)
     assert dm.stats["train_dropped"] == 1
@@ -55,8 +74,12 @@ def test_all_masked_example_is_dropped_and_counted(tok, write_records, make_dm):
 
 
 def test_too_many_dropped_is_a_data_error(write_records, make_dm):
-    long_question = {"messages": [{"role": "user", "content": "头痛发热咳嗽" * 30},
-                                  {"role": "assistant", "content": "请就医。"}]}
+    long_question = {
+        "messages": [
+            {"role": "user", "content": "头痛发热咳嗽" * 30},
+            {"role": "assistant", "content": "请就医。"},
+        ]
+    }
     path = write_records(_short(9) + [long_question])
     with pytest.raises(DataError) as e:
         make_dm([path], max_length=32)
@@ -73,7 +96,7 @@ def test_mix_by_weight_rule():
     counts = Counter(x >= 100 for x in mixed)
     assert counts == {False: 20, True: 20}
     assert Counter(x for x in mixed if x < 100) == {i: 2 for i in a}  # a repeated twice
-    assert len({x for x in mixed if x >= 100}) == 20                   # b subsampled, distinct
+    assert len({x for x in mixed if x >= 100}) == 20  # b subsampled, distinct
     assert mixed == mix_by_weight([a, b], [1.0, 1.0], seed=3)
     assert mixed != mix_by_weight([a, b], [1.0, 1.0], seed=4)
     only_b = mix_by_weight([a, b], [0.0, 1.0])
@@ -84,9 +107,18 @@ def test_mix_by_weight_rule():
 
 def test_weights_in_the_datamodule(write_records, make_dm, tok):
     small = write_records(_short(4), "small.jsonl")
-    big = write_records([{"messages": [{"role": "user", "content": f"大问题{i}"},
-                                       {"role": "assistant", "content": f"大回答{i}"}]}
-                         for i in range(12)], "big.jsonl")
+    big = write_records(
+        [
+            {
+                "messages": [
+                    {"role": "user", "content": f"大问题{i}"},
+                    {"role": "assistant", "content": f"大回答{i}"},
+                ]
+            }
+            for i in range(12)
+        ],
+        "big.jsonl",
+    )
     dm = make_dm([small, big], weights=[3.0, 1.0])
     assert dm.stats["train_records"] == 16 and dm.stats["train_mixed"] == 16
     texts = [tok.decode(ex["input_ids"]) for ex in dm.train_dataset]

@@ -18,8 +18,11 @@ def summary(run: Path, stage: str) -> dict:
 
 def rollouts(run: Path) -> list[dict[str, float]]:
     rows = csv.DictReader((run / "rlhf" / "csv" / "metrics.csv").open())
-    out = {int(r["step"]): {k: float(v) for k, v in r.items() if v and k.startswith("rlhf/")}
-           for r in rows if r.get("rlhf/reward_mean")}
+    out = {
+        int(r["step"]): {k: float(v) for k, v in r.items() if v and k.startswith("rlhf/")}
+        for r in rows
+        if r.get("rlhf/reward_mean")
+    }
     return [out[k] for k in sorted(out)]
 
 
@@ -57,8 +60,17 @@ def assert_reward_rises_within_kl_bound(run: Path) -> list[dict]:
 
 def test_ppo_raises_reward_within_kl_bound(regime):
     steps = assert_reward_rises_within_kl_bound(regime)
-    for key in ("kl_coef", "entropy", "clipfrac", "approx_kl", "policy_loss", "value_loss",
-                "response_length", "time_generate", "time_train"):
+    for key in (
+        "kl_coef",
+        "entropy",
+        "clipfrac",
+        "approx_kl",
+        "policy_loss",
+        "value_loss",
+        "response_length",
+        "time_generate",
+        "time_train",
+    ):
         assert key and f"rlhf/{key}" in steps[-1], key
 
 
@@ -79,11 +91,20 @@ def test_rlhf_exports_the_policy(regime):
 
 
 def _ppo(run_cli, out: Path, regime: Path, *extra: str):
-    r = run_cli("fit", "stage=rlhf", f"paths.output_dir={out}", "logger=csv",
-                f"stage.policy={regime / 'sft' / 'hf'}",
-                f"stage.reward_model={regime / 'reward' / 'hf'}", "trainer.log_every_n_steps=1",
-                "trainer.val_check_interval=100", "checkpoint.every_n_steps=100",
-                "data.batch_size=8", "scheduler.total_steps=6", *extra)
+    r = run_cli(
+        "fit",
+        "stage=rlhf",
+        f"paths.output_dir={out}",
+        "logger=csv",
+        f"stage.policy={regime / 'sft' / 'hf'}",
+        f"stage.reward_model={regime / 'reward' / 'hf'}",
+        "trainer.log_every_n_steps=1",
+        "trainer.val_check_interval=100",
+        "checkpoint.every_n_steps=100",
+        "data.batch_size=8",
+        "scheduler.total_steps=6",
+        *extra,
+    )
     assert r.code == 0, r.err[-3000:]
     return r
 
@@ -97,8 +118,13 @@ def test_ppo_resume_matches_straight_run(run_cli, regime, tmp_path):
     a, b = rollouts(straight), rollouts(split)
     assert len(a) == 6 and len(b) >= 3
     for want, got in zip(a[3:], b[-3:], strict=True):
-        for key in ("rlhf/reward_mean", "rlhf/kl", "rlhf/kl_coef", "rlhf/policy_loss",
-                    "rlhf/value_loss"):
+        for key in (
+            "rlhf/reward_mean",
+            "rlhf/kl",
+            "rlhf/kl_coef",
+            "rlhf/policy_loss",
+            "rlhf/value_loss",
+        ):
             assert got[key] == pytest.approx(want[key], abs=1e-5), key
 
 

@@ -17,7 +17,7 @@ import torch
 
 from chimed_lit.data.sampler import ResumableDataLoader, ResumableSampler
 from chimed_lit.data.sources import Record, read_source
-from chimed_lit.errors import ConfigError, DataError
+from chimed_lit.io.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,32 @@ class BaseDataModule(L.LightningDataModule):
 
     demo_files: tuple[str, str] = ("", "")  # (train, held-out) in chimed_lit/demo
 
-    def __init__(self, tokenizer: Any = None, train_files: list[str] | None = None,
-                 val_files: list[str] | None = None, val_fraction: float = 0.1,
-                 file_format: str | None = None, encoding: str = "utf-8", text_split: str = "line",
-                 hub_subset: str | None = None, hub_split: str = "train",
-                 on_bad_record: str = "error", report_bad: int = 5, max_length: int = 512,
-                 batch_size: int = 8, eval_batch_size: int | None = None, num_workers: int = 0,
-                 seed: int = 0, cache_dir: str | None = None, max_records: int | None = None):
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        train_files: list[str] | None = None,
+        val_files: list[str] | None = None,
+        val_fraction: float = 0.1,
+        file_format: str | None = None,
+        encoding: str = "utf-8",
+        text_split: str = "line",
+        hub_subset: str | None = None,
+        hub_split: str = "train",
+        on_bad_record: str = "error",
+        report_bad: int = 5,
+        max_length: int = 512,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        max_records: int | None = None,
+    ):
         super().__init__()
         if on_bad_record not in ("error", "skip"):
-            raise ConfigError(f"data.on_bad_record must be 'error' or 'skip', got {on_bad_record!r}")
+            raise ConfigError(
+                f"data.on_bad_record must be 'error' or 'skip', got {on_bad_record!r}"
+            )
         if train_files is None:  # the shipped demo corpus and its held-out file
             from chimed_lit.demo import demo_path
 
@@ -59,8 +75,13 @@ class BaseDataModule(L.LightningDataModule):
         self.tokenizer = tokenizer
         self.train_files, self.val_files = list(train_files), list(val_files or [])
         self.val_fraction, self.max_length, self.seed = val_fraction, max_length, seed
-        self.read_kwargs = dict(fmt=file_format, encoding=encoding, text_split=text_split,
-                                hub_subset=hub_subset, hub_split=hub_split)
+        self.read_kwargs = dict(
+            fmt=file_format,
+            encoding=encoding,
+            text_split=text_split,
+            hub_subset=hub_subset,
+            hub_split=hub_split,
+        )
         self.on_bad_record, self.report_bad = on_bad_record, report_bad
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
@@ -105,11 +126,18 @@ class BaseDataModule(L.LightningDataModule):
         self.stats[f"{split}_skipped"] = len(bad)
         if bad:
             shown = "\n".join(f"  {e}" for e in bad[: self.report_bad])
-            log.warning("skipped %d bad %s record(s) (data.on_bad_record=skip); first %d:\n%s",
-                        len(bad), split, min(len(bad), self.report_bad), shown)
+            log.warning(
+                "skipped %d bad %s record(s) (data.on_bad_record=skip); first %d:\n%s",
+                len(bad),
+                split,
+                min(len(bad), self.report_bad),
+                shown,
+            )
         if not kept:
-            raise DataError(", ".join(specs), f"no usable {split} records"
-                            + (f" ({len(bad)} skipped as bad)" if bad else ""))
+            raise DataError(
+                ", ".join(specs),
+                f"no usable {split} records" + (f" ({len(bad)} skipped as bad)" if bad else ""),
+            )
         return kept
 
     def split_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -152,15 +180,23 @@ class BaseDataModule(L.LightningDataModule):
         key = Hasher.hash([type(self).__name__, examples, self.tokenizer, self._cache_knobs()])
         cache = Path(self.cache_dir or "~/.cache/chimed_lit").expanduser() / "datasets"
         cache.mkdir(parents=True, exist_ok=True)
-        ds = ds.map(self.tokenize, remove_columns=ds.column_names,
-                    cache_file_name=str(cache / f"{key}.arrow"), desc=f"tokenizing {split}")
+        ds = ds.map(
+            self.tokenize,
+            remove_columns=ds.column_names,
+            cache_file_name=str(cache / f"{key}.arrow"),
+            desc=f"tokenizing {split}",
+        )
         if "truncated" in ds.column_names:
             self.stats[f"{split}_truncated"] = int(sum(ds["truncated"]))
         if "keep" in ds.column_names:
             keep = ds["keep"]
             self.stats[f"{split}_dropped"] = len(keep) - int(sum(keep))
-            ds = ds.filter(lambda k: k, input_columns="keep", desc="dropping",
-                           cache_file_name=str(cache / f"{key}-kept.arrow"))
+            ds = ds.filter(
+                lambda k: k,
+                input_columns="keep",
+                desc="dropping",
+                cache_file_name=str(cache / f"{key}-kept.arrow"),
+            )
         ds = ds.remove_columns([c for c in ("keep", "truncated") if c in ds.column_names])
         ds = self.postprocess(ds, split)
         return ds.with_format("torch")
@@ -174,22 +210,38 @@ class BaseDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> ResumableDataLoader:
         t = self.trainer
-        sampler = ResumableSampler(len(self.train_dataset), shuffle=True, seed=self.seed,
-                                   rank=t.global_rank if t else 0, world_size=t.world_size if t else 1,
-                                   block=self.batch_size)
-        return ResumableDataLoader(self.train_dataset, batch_size=self.batch_size, sampler=sampler,
-                                   collate_fn=self.collate, num_workers=self.num_workers,
-                                   drop_last=True, progress=self._progress if t else None,
-                                   generator=self._generator())
+        sampler = ResumableSampler(
+            len(self.train_dataset),
+            shuffle=True,
+            seed=self.seed,
+            rank=t.global_rank if t else 0,
+            world_size=t.world_size if t else 1,
+            block=self.batch_size,
+        )
+        return ResumableDataLoader(
+            self.train_dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            drop_last=True,
+            progress=self._progress if t else None,
+            generator=self._generator(),
+        )
 
     def val_dataloader(self):
         from torch.utils.data import DataLoader
 
         if self.val_dataset is None:
             return []
-        return DataLoader(self.val_dataset, batch_size=self.eval_batch_size, shuffle=False,
-                          collate_fn=self.collate, num_workers=self.num_workers,
-                          generator=self._generator())
+        return DataLoader(
+            self.val_dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            collate_fn=self.collate,
+            num_workers=self.num_workers,
+            generator=self._generator(),
+        )
 
     def _generator(self) -> torch.Generator:
         """Loaders draw their worker seed from this, not from the global RNG: creating an
@@ -206,6 +258,7 @@ def _check_unique_id(rec: Record, seen: dict[Any, str]) -> None:
         return
     here = f"{rec.source}, {rec.where}" if rec.where else rec.source
     if rid in seen:
-        raise DataError(rec.source, f"duplicate id {rid!r} (first at {seen[rid]})",
-                        where=rec.where, field="id")
+        raise DataError(
+            rec.source, f"duplicate id {rid!r} (first at {seen[rid]})", where=rec.where, field="id"
+        )
     seen[rid] = here

@@ -31,8 +31,13 @@ from chimed_lit.data.base import FieldError
 
 ROLES = ("system", "user", "assistant")
 FORMATS = ("alpaca", "sharegpt", "messages", "dialogue", "history", "qa_csv")
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "system": "system"}
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+}
 SPEAKERS = {"病人": "user", "医生": "assistant"}
 
 Message = dict[str, str]
@@ -61,7 +66,7 @@ class Converted:
 class _Turn:
     role: str
     content: str
-    role_field: str     # where the role came from, for error messages
+    role_field: str  # where the role came from, for error messages
     content_field: str  # where the text came from
 
 
@@ -79,8 +84,11 @@ def detect_format(data: dict[str, Any], qa: QAColumns = QAColumns()) -> str:
         return "alpaca"
     if qa.answer in data and (qa.question in data or (qa.title and qa.title in data)):
         return "qa_csv"
-    raise FieldError("format", f"cannot tell the chat format from the keys {sorted(data)[:8]}; "
-                               f"set data.format to one of {', '.join(FORMATS)}")
+    raise FieldError(
+        "format",
+        f"cannot tell the chat format from the keys {sorted(data)[:8]}; "
+        f"set data.format to one of {', '.join(FORMATS)}",
+    )
 
 
 def to_messages(data: dict[str, Any], fmt: str = "auto", qa: QAColumns = QAColumns()) -> Converted:
@@ -113,8 +121,12 @@ def _list(value: Any, field: str) -> list[Any]:
 
 
 # ----- converters: (turns, the field that holds the conversation) -----------------------------
-def _alpaca(data: dict[str, Any], qa: QAColumns, strip: bool = False,
-            instruction_keys: tuple[str, ...] = ("instruction",)) -> tuple[list[_Turn], str]:
+def _alpaca(
+    data: dict[str, Any],
+    qa: QAColumns,
+    strip: bool = False,
+    instruction_keys: tuple[str, ...] = ("instruction",),
+) -> tuple[list[_Turn], str]:
     key = next((k for k in instruction_keys if k in data), instruction_keys[0])
     turns: list[_Turn] = []
     if data.get("system") not in (None, ""):
@@ -131,7 +143,9 @@ def _alpaca(data: dict[str, Any], qa: QAColumns, strip: bool = False,
     if extra is not None and _text(extra, "input").strip():
         question = f"{question}\n{_text(extra, 'input', strip)}"
     turns.append(_Turn("user", question, key, key))
-    turns.append(_Turn("assistant", _text(_get(data, "output"), "output", strip), "output", "output"))
+    turns.append(
+        _Turn("assistant", _text(_get(data, "output"), "output", strip), "output", "output")
+    )
     return turns, key
 
 
@@ -146,11 +160,15 @@ def _sharegpt(data: dict[str, Any], qa: QAColumns) -> tuple[list[_Turn], str]:
     for i, item in enumerate(_list(_get(data, "conversations"), "conversations")):
         at = f"conversations[{i}]"
         if not isinstance(item, dict):
-            raise FieldError(at, f"expected an object with 'from' and 'value', got {type(item).__name__}")
+            raise FieldError(
+                at, f"expected an object with 'from' and 'value', got {type(item).__name__}"
+            )
         who = _text(_get(item, "from", f"{at}.from"), f"{at}.from")
         if who not in SHAREGPT_ROLES:
-            raise FieldError(f"{at}.from", f"unknown speaker {who!r}; expected one of "
-                                           f"{', '.join(SHAREGPT_ROLES)}")
+            raise FieldError(
+                f"{at}.from",
+                f"unknown speaker {who!r}; expected one of {', '.join(SHAREGPT_ROLES)}",
+            )
         value = _text(_get(item, "value", f"{at}.value"), f"{at}.value")
         turns.append(_Turn(SHAREGPT_ROLES[who], value, f"{at}.from", f"{at}.value"))
     return turns, "conversations"
@@ -161,10 +179,14 @@ def _messages(data: dict[str, Any], qa: QAColumns) -> tuple[list[_Turn], str]:
     for i, item in enumerate(_list(_get(data, "messages"), "messages")):
         at = f"messages[{i}]"
         if not isinstance(item, dict):
-            raise FieldError(at, f"expected an object with 'role' and 'content', got {type(item).__name__}")
+            raise FieldError(
+                at, f"expected an object with 'role' and 'content', got {type(item).__name__}"
+            )
         role = _text(_get(item, "role", f"{at}.role"), f"{at}.role")
         if role not in ROLES:
-            raise FieldError(f"{at}.role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
+            raise FieldError(
+                f"{at}.role", f"unknown role {role!r}; expected one of {', '.join(ROLES)}"
+            )
         content = _text(_get(item, "content", f"{at}.content"), f"{at}.content")
         turns.append(_Turn(role, content, f"{at}.role", f"{at}.content"))
     return turns, "messages"
@@ -190,18 +212,28 @@ def _dialogue(data: dict[str, Any], qa: QAColumns) -> tuple[list[_Turn], str]:
 
 def _qa_csv(data: dict[str, Any], qa: QAColumns) -> tuple[list[_Turn], str]:
     if qa.question not in data and not (qa.title and qa.title in data):
-        raise FieldError(qa.question, f"missing column (record has {sorted(data)[:8]}); "
-                                      "set the question column name")
+        raise FieldError(
+            qa.question,
+            f"missing column (record has {sorted(data)[:8]}); set the question column name",
+        )
     ask = _text(data.get(qa.question) or "", qa.question, strip=True)
     title = _text(data.get(qa.title) or "", qa.title, strip=True) if qa.title else ""
     question = ask or title
     answer = _text(_get(data, qa.answer), qa.answer, strip=True)
-    return [_Turn("user", question, qa.question, qa.question),
-            _Turn("assistant", answer, qa.answer, qa.answer)], qa.question
+    return [
+        _Turn("user", question, qa.question, qa.question),
+        _Turn("assistant", answer, qa.answer, qa.answer),
+    ], qa.question
 
 
-_CONVERTERS = {"alpaca": _alpaca, "sharegpt": _sharegpt, "messages": _messages,
-               "dialogue": _dialogue, "history": _history, "qa_csv": _qa_csv}
+_CONVERTERS = {
+    "alpaca": _alpaca,
+    "sharegpt": _sharegpt,
+    "messages": _messages,
+    "dialogue": _dialogue,
+    "history": _history,
+    "qa_csv": _qa_csv,
+}
 
 
 # ----- the rules every conversation obeys -----------------------------------------------------
@@ -217,10 +249,14 @@ def _validate(turns: list[_Turn], container: str) -> tuple[list[_Turn], int]:
             if i != 0:
                 raise FieldError(t.role_field, "a system message is allowed only as the first turn")
         elif prev in (None, "system") and t.role != "user":
-            raise FieldError(t.role_field, f"the conversation must start with a user turn, got {t.role}")
+            raise FieldError(
+                t.role_field, f"the conversation must start with a user turn, got {t.role}"
+            )
         elif t.role == prev:
-            raise FieldError(t.role_field, f"two {t.role} turns in a row; user and assistant turns "
-                                           "must alternate")
+            raise FieldError(
+                t.role_field,
+                f"two {t.role} turns in a row; user and assistant turns must alternate",
+            )
         prev = t.role
     dropped = 0
     while turns and turns[-1].role == "user":
@@ -228,3 +264,36 @@ def _validate(turns: list[_Turn], container: str) -> tuple[list[_Turn], int]:
     if not any(t.role == "assistant" for t in turns):
         raise FieldError(container, "no assistant turn (nothing to learn from)")
     return turns, dropped
+
+
+def prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The conversation before the reply to generate: `{"prompt": str}`, `messages`,
+    `conversations`, or any SFT format (a final assistant turn is dropped)."""
+    prompt = record.get("prompt")
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise FieldError("prompt", "empty text")
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, list):
+        record = {"messages": prompt}
+    msgs = record.get("messages")
+    if (
+        isinstance(msgs, list)
+        and msgs
+        and isinstance(msgs[-1], dict)
+        and msgs[-1].get("role") == "user"
+    ):
+        for i, m in enumerate(msgs):
+            if (
+                not isinstance(m, dict)
+                or not isinstance(m.get("content"), str)
+                or not m["content"].strip()
+            ):
+                raise FieldError(f"messages[{i}].content", "missing or empty")
+        return [dict(role=m["role"], content=m["content"]) for m in msgs]
+    messages = to_messages(record).messages
+    while messages and messages[-1]["role"] == "assistant":
+        messages = messages[:-1]
+    if not messages:
+        raise FieldError("messages", "no user turn to answer")
+    return messages

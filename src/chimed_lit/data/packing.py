@@ -41,7 +41,7 @@ def best_fit_blocks(lengths: list[int], capacity: int) -> list[list[int]]:
 
 def split_long(ids: list[int], max_length: int) -> list[list[int]]:
     """A document longer than a block becomes several documents of at most `max_length`."""
-    return [ids[i:i + max_length] for i in range(0, len(ids), max_length)] or [[]]
+    return [ids[i : i + max_length] for i in range(0, len(ids), max_length)] or [[]]
 
 
 def layout_block(docs: list[list[int]], capacity: int, pad_id: int) -> dict[str, list[int]]:
@@ -61,17 +61,22 @@ def layout_block(docs: list[list[int]], capacity: int, pad_id: int) -> dict[str,
     return {"input_ids": input_ids, "labels": labels, "position_ids": positions}
 
 
-def pack(documents: list[list[int]], capacity: int, pad_id: int, packed: bool = True
-         ) -> dict[str, list[list[int]]]:
+def pack(
+    documents: list[list[int]], capacity: int, pad_id: int, packed: bool = True
+) -> dict[str, list[list[int]]]:
     """Blocks of `capacity` tokens from `documents` (one per block when `packed` is False)."""
-    groups = best_fit_blocks([len(d) for d in documents], capacity) if packed else [
-        [i] for i in range(len(documents))]
+    groups = (
+        best_fit_blocks([len(d) for d in documents], capacity)
+        if packed
+        else [[i] for i in range(len(documents))]
+    )
     rows = [layout_block([documents[i] for i in g], capacity, pad_id) for g in groups]
     return {k: [r[k] for r in rows] for k in ("input_ids", "labels", "position_ids")}
 
 
-def pack_labelled(input_ids: list[list[int]], labels: list[list[int]], capacity: int, pad_id: int
-                  ) -> dict[str, list[list[int]]]:
+def pack_labelled(
+    input_ids: list[list[int]], labels: list[list[int]], capacity: int, pad_id: int
+) -> dict[str, list[list[int]]]:
     """Like `pack`, for examples that bring their own labels (SFT's loss masks): best-fit blocks
     of whole examples, per-example position ids, and each example's first label ignored (it
     would be predicted from the previous example's last token)."""
@@ -92,7 +97,9 @@ def pack_labelled(input_ids: list[list[int]], labels: list[list[int]], capacity:
     return rows
 
 
-def pack_sequences(sequences: list[list[int]], capacity: int, pad_id: int) -> dict[str, torch.Tensor]:
+def pack_sequences(
+    sequences: list[list[int]], capacity: int, pad_id: int
+) -> dict[str, torch.Tensor]:
     """Padding-free rows for scoring whole sequences (reward pairs): best-fit rows of at most
     `capacity` tokens, as wide as the fullest row, position ids restarting per sequence, and
     `ends[k]`, the flat index (row * width + column) of sequence k's last token, so per-sequence
@@ -106,8 +113,8 @@ def pack_sequences(sequences: list[list[int]], capacity: int, pad_id: int) -> di
         col = 0
         for i in g:
             n = len(sequences[i])
-            ids[r, col:col + n] = torch.as_tensor(sequences[i])
-            positions[r, col:col + n] = torch.arange(n)
+            ids[r, col : col + n] = torch.as_tensor(sequences[i])
+            positions[r, col : col + n] = torch.arange(n)
             ends[i] = r * width + col + n - 1
             col += n
         positions[r, col:] = torch.arange(width - col)

@@ -35,18 +35,20 @@ from typing import Any
 
 import torch
 
+from chimed_lit.chat.render import TEMPLATE_CHOICES, render_tokens
 from chimed_lit.data.base import BaseDataModule, FieldError
 from chimed_lit.data.conversation import to_messages
 from chimed_lit.data.packing import pack_sequences
-from chimed_lit.data.rendering import TEMPLATE_CHOICES, render_tokens
-from chimed_lit.errors import ConfigError, DataError
+from chimed_lit.io.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 Message = dict[str, str]
 # (prompt key, chosen key, rejected key) of the pairwise shapes, in detection order
-PAIR_KEYS = (("question", "response_chosen", "response_rejected"),
-             ("conversations", "chosen", "rejected"),
-             ("prompt", "chosen", "rejected"))
+PAIR_KEYS = (
+    ("question", "response_chosen", "response_rejected"),
+    ("conversations", "chosen", "rejected"),
+    ("prompt", "chosen", "rejected"),
+)
 
 
 def detect_shape(data: dict[str, Any]) -> str:
@@ -56,10 +58,13 @@ def detect_shape(data: dict[str, Any]) -> str:
     for keys in PAIR_KEYS:
         if keys[0] in data:
             return keys[0]
-    raise FieldError("prompt", f"cannot tell the preference format from the keys {sorted(data)[:8]}; "
-                               "expected question/response_chosen/response_rejected, "
-                               "prompt/chosen/rejected, conversations/chosen/rejected or "
-                               "prompt/responses/ranks")
+    raise FieldError(
+        "prompt",
+        f"cannot tell the preference format from the keys {sorted(data)[:8]}; "
+        "expected question/response_chosen/response_rejected, "
+        "prompt/chosen/rejected, conversations/chosen/rejected or "
+        "prompt/responses/ranks",
+    )
 
 
 def parse_preference(data: dict[str, Any]) -> dict[str, Any]:
@@ -131,8 +136,9 @@ def ranked_pairs(data: dict[str, Any]) -> list[list[str]]:
             continue
         better, worse = (i, j) if ranks[i] < ranks[j] else (j, i)
         if texts[better].strip() == texts[worse].strip():
-            raise FieldError(f"responses[{worse}]", f"identical to responses[{better}] but ranked "
-                                                    "differently")
+            raise FieldError(
+                f"responses[{worse}]", f"identical to responses[{better}] but ranked differently"
+            )
         pairs.append([texts[better], texts[worse]])
     if not pairs:
         raise FieldError("ranks", "all responses share one rank: no preference to learn")
@@ -166,16 +172,20 @@ class PreferenceDataModule(BaseDataModule):
         super().__init__(**kwargs)
         self.pack = pack
         if template not in TEMPLATE_CHOICES:
-            raise ConfigError(f"data.template must be one of {', '.join(TEMPLATE_CHOICES)}, "
-                              f"got {template!r}")
+            raise ConfigError(
+                f"data.template must be one of {', '.join(TEMPLATE_CHOICES)}, got {template!r}"
+            )
         self.template = template
 
     def parse(self, data: dict[str, Any]) -> dict[str, Any]:
         return parse_preference(data)
 
     def _tokenized(self, examples: list[dict[str, Any]], split: str):
-        pairs = [{"prompt": e["prompt"], "chosen": c, "rejected": r}
-                 for e in examples for c, r in e["pairs"]]
+        pairs = [
+            {"prompt": e["prompt"], "chosen": c, "rejected": r}
+            for e in examples
+            for c, r in e["pairs"]
+        ]
         self.stats[f"{split}_pairs"] = len(pairs)
         return super()._tokenized(pairs, split)
 
@@ -184,12 +194,20 @@ class PreferenceDataModule(BaseDataModule):
         dropped = self.stats.get(f"{split}_dropped", 0)
         if not len(dataset):
             files = self.train_files if split == "train" or not self.val_files else self.val_files
-            raise DataError(", ".join(files), f"all {dropped} {split} pairs have a response longer "
-                                              f"than data.max_length={self.max_length}; raise it")
+            raise DataError(
+                ", ".join(files),
+                f"all {dropped} {split} pairs have a response longer "
+                f"than data.max_length={self.max_length}; raise it",
+            )
         if dropped:
-            log.warning("dropped %d of %d %s pairs whose longer response alone fills "
-                        "data.max_length=%d; raise it to keep them", dropped,
-                        dropped + len(dataset), split, self.max_length)
+            log.warning(
+                "dropped %d of %d %s pairs whose longer response alone fills "
+                "data.max_length=%d; raise it to keep them",
+                dropped,
+                dropped + len(dataset),
+                split,
+                self.max_length,
+            )
         return dataset
 
     def _cache_knobs(self) -> dict[str, Any]:
@@ -226,9 +244,13 @@ class PreferenceDataModule(BaseDataModule):
         rows = [b["chosen_ids"] for b in batch] + [b["rejected_ids"] for b in batch]
         lengths = [len(r) for r in rows]
         response_lengths = [int(b["chosen_response_len"]) for b in batch] + [
-            int(b["rejected_response_len"]) for b in batch]
-        out = {"response_lengths": torch.tensor(response_lengths), "n_pairs": len(batch),
-               "seq_lengths": torch.tensor(lengths)}
+            int(b["rejected_response_len"]) for b in batch
+        ]
+        out = {
+            "response_lengths": torch.tensor(response_lengths),
+            "n_pairs": len(batch),
+            "seq_lengths": torch.tensor(lengths),
+        }
         if self.pack:
             return {**out, **pack_sequences(rows, max(self.max_length, *lengths), self._pad_id())}
         shape = (len(rows), max(lengths))

@@ -34,7 +34,9 @@ class PretrainDataModule(BaseDataModule):
     def tokenize(self, example: dict[str, Any]) -> dict[str, Any]:
         tok = self.tokenizer
         ids = tok(example["text"], add_special_tokens=False)["input_ids"]
-        doc = ([tok.bos_token_id] if tok.bos_token_id is not None else []) + ids + [tok.eos_token_id]
+        doc = (
+            ([tok.bos_token_id] if tok.bos_token_id is not None else []) + ids + [tok.eos_token_id]
+        )
         return {"input_ids": doc}
 
     def _cache_knobs(self) -> dict[str, Any]:
@@ -52,4 +54,6 @@ class PretrainDataModule(BaseDataModule):
         return datasets.Dataset.from_dict(blocks)
 
     def collate(self, batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return {k: torch.stack([b[k] for b in batch]) for k in ("input_ids", "labels", "position_ids")}
+        return {
+            k: torch.stack([b[k] for b in batch]) for k in ("input_ids", "labels", "position_ids")
+        }

@@ -12,9 +12,10 @@ from typing import Any
 
 import torch
 
+from chimed_lit.chat.render import TEMPLATE_CHOICES, render_prompt
 from chimed_lit.data.base import BaseDataModule
-from chimed_lit.data.rendering import TEMPLATE_CHOICES, render_prompt
-from chimed_lit.errors import ConfigError
+from chimed_lit.data.conversation import prompt_messages
+from chimed_lit.io.errors import ConfigError
 
 
 class PromptDataModule(BaseDataModule):
@@ -26,11 +27,12 @@ class PromptDataModule(BaseDataModule):
     def __init__(self, template: str = "chimed", **kwargs: Any):
         super().__init__(**kwargs)
         if template not in TEMPLATE_CHOICES:
-            raise ConfigError(f"data.template={template!r}: use one of {', '.join(TEMPLATE_CHOICES)}")
+            raise ConfigError(
+                f"data.template={template!r}: use one of {', '.join(TEMPLATE_CHOICES)}"
+            )
         self.template = template
 
     def parse(self, data: dict[str, Any]) -> dict[str, Any]:
-        from chimed_lit.generation import prompt_messages
 
         return {"messages": prompt_messages(data)}
 
@@ -38,13 +40,22 @@ class PromptDataModule(BaseDataModule):
         messages = [dict(role=m["role"], content=m["content"]) for m in example["messages"]]
         ids = render_prompt(self.tokenizer, messages, self.template)
         truncated = len(ids) > self.max_length
-        return {"prompt_ids": ids[-self.max_length:], "truncated": truncated,
-                "prompt_text": messages[-1]["content"]}
+        return {
+            "prompt_ids": ids[-self.max_length :],
+            "truncated": truncated,
+            "prompt_text": messages[-1]["content"],
+        }
 
     def _cache_knobs(self) -> dict[str, Any]:
         return {"max_length": self.max_length, "template": self.template}
 
     def collate(self, batch: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"prompt_ids": [b["prompt_ids"].tolist() if torch.is_tensor(b["prompt_ids"])
-                               else list(b["prompt_ids"]) for b in batch],
-                "prompt_text": [b["prompt_text"] for b in batch]}
+        return {
+            "prompt_ids": [
+                b["prompt_ids"].tolist()
+                if torch.is_tensor(b["prompt_ids"])
+                else list(b["prompt_ids"])
+                for b in batch
+            ],
+            "prompt_text": [b["prompt_text"] for b in batch],
+        }

@@ -24,8 +24,15 @@ class ResumableSampler(Sampler[int]):
     then trains on the same samples, grouped the same way, as N accumulated micro-batches of a
     single process, so a run's result does not depend on how its global batch is split."""
 
-    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, block: int = 1):
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        block: int = 1,
+    ):
         self.size, self.shuffle, self.seed = size, shuffle, seed
         self.rank, self.world_size, self.block = rank, world_size, max(1, block)
         self.current_pass = -1  # the pass being iterated
@@ -46,7 +53,7 @@ class ResumableSampler(Sampler[int]):
         span = self.block * self.world_size
         full = n // span * span
         mine = [order[j] for j in range(full) if (j % span) // self.block == self.rank]
-        mine += order[full + self.rank:n:self.world_size]
+        mine += order[full + self.rank : n : self.world_size]
         yield from mine[skip:]
 
     def __len__(self) -> int:

@@ -35,12 +35,12 @@ from typing import Any, TypeVar
 
 import torch
 
-from chimed_lit.chat_template import TEMPLATES
+from chimed_lit.chat.render import TEMPLATE_CHOICES, render_tokens
+from chimed_lit.chat.templates import TEMPLATES
 from chimed_lit.data.base import BaseDataModule
 from chimed_lit.data.conversation import FORMATS, QAColumns, to_messages
 from chimed_lit.data.packing import IGNORE, pack_labelled
-from chimed_lit.data.rendering import TEMPLATE_CHOICES, render_tokens
-from chimed_lit.errors import ConfigError, DataError
+from chimed_lit.io.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,24 +71,40 @@ def mix_by_weight(groups: list[list[T]], weights: list[float], seed: int = 0) ->
 class SFTDataModule(BaseDataModule):
     demo_files = ("sft.jsonl", "sft_val.jsonl")
 
-    def __init__(self, format: str = "auto", template: str = "chimed",
-                 train_on: str = "all_assistant", pack: bool = False,
-                 max_dropped_fraction: float = 0.05, weights: list[float] | None = None,
-                 question_field: str = "ask", answer_field: str = "answer",
-                 title_field: str | None = "title", **kwargs: Any):
+    def __init__(
+        self,
+        format: str = "auto",
+        template: str = "chimed",
+        train_on: str = "all_assistant",
+        pack: bool = False,
+        max_dropped_fraction: float = 0.05,
+        weights: list[float] | None = None,
+        question_field: str = "ask",
+        answer_field: str = "answer",
+        title_field: str | None = "title",
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         problems = []
         if format not in ("auto", *FORMATS):
-            problems.append(f"data.format must be auto or one of {', '.join(FORMATS)}, got {format!r}")
+            problems.append(
+                f"data.format must be auto or one of {', '.join(FORMATS)}, got {format!r}"
+            )
         if template not in TEMPLATE_CHOICES:
-            problems.append(f"data.template must be one of {', '.join(TEMPLATE_CHOICES)}, got {template!r}")
+            problems.append(
+                f"data.template must be one of {', '.join(TEMPLATE_CHOICES)}, got {template!r}"
+            )
         if train_on not in TRAIN_ON:
             problems.append(f"data.train_on must be one of {', '.join(TRAIN_ON)}, got {train_on!r}")
         if not 0 <= max_dropped_fraction <= 1:
-            problems.append(f"data.max_dropped_fraction must be in [0, 1], got {max_dropped_fraction}")
+            problems.append(
+                f"data.max_dropped_fraction must be in [0, 1], got {max_dropped_fraction}"
+            )
         if weights is not None and len(weights) != len(self.train_files):
-            problems.append(f"data.weights has {len(weights)} values for {len(self.train_files)} "
-                            "train files (one weight per file)")
+            problems.append(
+                f"data.weights has {len(weights)} values for {len(self.train_files)} "
+                "train files (one weight per file)"
+            )
         if problems:
             raise ConfigError(problems)
         self.format, self.template, self.train_on, self.pack = format, template, train_on, pack
@@ -121,13 +137,18 @@ class SFTDataModule(BaseDataModule):
     def setup(self, stage: str | None = None) -> None:
         own = getattr(self.tokenizer, "chat_template", None)
         if self.template in TEMPLATES and own and own != TEMPLATES[self.template]:
-            log.warning("data.template=%s differs from the tokenizer's chat_template: inference "
-                        "with apply_chat_template would not render as training did", self.template)
+            log.warning(
+                "data.template=%s differs from the tokenizer's chat_template: inference "
+                "with apply_chat_template would not render as training did",
+                self.template,
+            )
         super().setup(stage)
 
     def _tokenized(self, examples: list[dict[str, Any]], split: str):
         if split == "train" and self.weights is not None:
-            groups = [([e for e in examples if e["source"] == i], w) for i, w in enumerate(self.weights)]
+            groups = [
+                ([e for e in examples if e["source"] == i], w) for i, w in enumerate(self.weights)
+            ]
             groups = [(g, w) for g, w in groups if g]  # a tiny file may have gone to validation
             examples = mix_by_weight([g for g, _ in groups], [w for _, w in groups], self.seed)
             self.stats["train_mixed"] = len(examples)
@@ -143,15 +164,26 @@ class SFTDataModule(BaseDataModule):
             cut = fitting[-1] if fitting else self.max_length
             ids, turns = ids[:cut], turns[:cut]
         last = max(turns)
-        labels = [i if k >= 0 and (self.train_on == "all_assistant" or k == last) else IGNORE
-                  for i, k in zip(ids, turns, strict=True)]
-        return {"input_ids": ids, "labels": labels,
-                "keep": any(x != IGNORE for x in labels[1:]),
-                "truncated": cut < r.turn_ends[-1]}
+        labels = [
+            i if k >= 0 and (self.train_on == "all_assistant" or k == last) else IGNORE
+            for i, k in zip(ids, turns, strict=True)
+        ]
+        return {
+            "input_ids": ids,
+            "labels": labels,
+            "keep": any(x != IGNORE for x in labels[1:]),
+            "truncated": cut < r.turn_ends[-1],
+        }
 
     def _cache_knobs(self) -> dict[str, Any]:
-        return {"max_length": self.max_length, "pack": self.pack, "format": self.format,
-                "template": self.template, "train_on": self.train_on, "qa": self.qa}
+        return {
+            "max_length": self.max_length,
+            "pack": self.pack,
+            "format": self.format,
+            "template": self.template,
+            "train_on": self.train_on,
+            "qa": self.qa,
+        }
 
     def postprocess(self, dataset, split: str):
         self._check_dropped(dataset, split)
@@ -160,8 +192,12 @@ class SFTDataModule(BaseDataModule):
             return dataset
         import datasets
 
-        blocks = pack_labelled([list(x) for x in dataset["input_ids"]],
-                               [list(x) for x in dataset["labels"]], self.max_length, self._pad_id())
+        blocks = pack_labelled(
+            [list(x) for x in dataset["input_ids"]],
+            [list(x) for x in dataset["labels"]],
+            self.max_length,
+            self._pad_id(),
+        )
         self.stats[f"{split}_blocks"] = len(blocks["input_ids"])
         return datasets.Dataset.from_dict(blocks)
 
@@ -170,11 +206,15 @@ class SFTDataModule(BaseDataModule):
         total = dropped + len(dataset)
         if total and dropped / total > self.max_dropped_fraction:
             files = self.train_files if split == "train" or not self.val_files else self.val_files
-            raise DataError(", ".join(files), (
-                f"{dropped} of {total} {split} examples ({dropped / total:.1%}) have nothing left to "
-                f"learn after truncation to data.max_length={self.max_length} (the first user turn "
-                f"alone fills it), more than data.max_dropped_fraction={self.max_dropped_fraction}; "
-                "raise data.max_length, or data.max_dropped_fraction to accept dropping them"))
+            raise DataError(
+                ", ".join(files),
+                (
+                    f"{dropped} of {total} {split} examples ({dropped / total:.1%}) have nothing left to "
+                    f"learn after truncation to data.max_length={self.max_length} (the first user turn "
+                    f"alone fills it), more than data.max_dropped_fraction={self.max_dropped_fraction}; "
+                    "raise data.max_length, or data.max_dropped_fraction to accept dropping them"
+                ),
+            )
 
     # ----- examples -> batch ------------------------------------------------------------------
     def _pad_id(self) -> int:
@@ -186,13 +226,17 @@ class SFTDataModule(BaseDataModule):
         per-example mask from position resets). Unpacked: right-padded, with an attention_mask
         built from lengths, never from comparing ids to the pad id."""
         if self.pack:
-            return {k: torch.stack([torch.as_tensor(b[k]) for b in batch])
-                    for k in ("input_ids", "labels", "position_ids")}
+            return {
+                k: torch.stack([torch.as_tensor(b[k]) for b in batch])
+                for k in ("input_ids", "labels", "position_ids")
+            }
         lengths = [len(b["input_ids"]) for b in batch]
         shape = (len(batch), max(lengths))
-        out = {"input_ids": torch.full(shape, self._pad_id(), dtype=torch.long),
-               "labels": torch.full(shape, IGNORE, dtype=torch.long),
-               "attention_mask": torch.zeros(shape, dtype=torch.long)}
+        out = {
+            "input_ids": torch.full(shape, self._pad_id(), dtype=torch.long),
+            "labels": torch.full(shape, IGNORE, dtype=torch.long),
+            "attention_mask": torch.zeros(shape, dtype=torch.long),
+        }
         for row, (b, n) in enumerate(zip(batch, lengths, strict=True)):
             out["input_ids"][row, :n] = torch.as_tensor(b["input_ids"])
             out["labels"][row, :n] = torch.as_tensor(b["labels"])

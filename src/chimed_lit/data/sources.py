@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chimed_lit.errors import DataError
+from chimed_lit.io.errors import DataError
 
 FORMATS = ("json", "jsonl", "csv", "parquet", "txt")
 
@@ -33,19 +33,28 @@ def file_format(path: str, fmt: str | None = None) -> str:
     """The reader for `path`: `fmt` if given, else from the extension."""
     if fmt:
         if fmt not in FORMATS:
-            raise DataError(path, f"unknown file format {fmt!r}; choose one of {', '.join(FORMATS)}")
+            raise DataError(
+                path, f"unknown file format {fmt!r}; choose one of {', '.join(FORMATS)}"
+            )
         return fmt
     ext = Path(path).suffix.lower().lstrip(".")
     if ext in FORMATS:
         return ext
-    raise DataError(path, f"cannot tell the format from the extension {ext!r}; set data.file_format "
-                          f"to one of {', '.join(FORMATS)}")
+    raise DataError(
+        path,
+        f"cannot tell the format from the extension {ext!r}; set data.file_format "
+        f"to one of {', '.join(FORMATS)}",
+    )
 
 
 def is_hub_id(spec: str) -> bool:
     """`owner/name` that is not a local path: read through `datasets.load_dataset`."""
-    return (not Path(spec).expanduser().exists() and spec.count("/") == 1
-            and not spec.startswith((".", "/", "~")) and Path(spec).suffix == "")
+    return (
+        not Path(spec).expanduser().exists()
+        and spec.count("/") == 1
+        and not spec.startswith((".", "/", "~"))
+        and Path(spec).suffix == ""
+    )
 
 
 def _decode(raw: bytes, path: str, encoding: str) -> str:
@@ -53,14 +62,18 @@ def _decode(raw: bytes, path: str, encoding: str) -> str:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        raise DataError(path, f"bytes {raw[e.start:e.end]!r} are not valid {encoding}; if the file "
-                              "uses another encoding set data.encoding (e.g. gb18030)",
-                        where=f"line {line}") from None
+        raise DataError(
+            path,
+            f"bytes {raw[e.start : e.end]!r} are not valid {encoding}; if the file "
+            "uses another encoding set data.encoding (e.g. gb18030)",
+            where=f"line {line}",
+        ) from None
     return text.removeprefix("\ufeff")
 
 
-def read_file(path: str, fmt: str | None = None, encoding: str = "utf-8",
-              text_split: str = "line") -> Iterator[Record]:
+def read_file(
+    path: str, fmt: str | None = None, encoding: str = "utf-8", text_split: str = "line"
+) -> Iterator[Record]:
     """Yield the records of one local file; raise `DataError` naming file and line on bad syntax."""
     p = Path(path).expanduser()
     if not p.is_file():
@@ -112,13 +125,16 @@ def _read_json_array(text: str, path: str) -> Iterator[Record]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(path, f"malformed JSON ({e.msg} at column {e.colno})",
-                        where=f"line {e.lineno}") from None
+        raise DataError(
+            path, f"malformed JSON ({e.msg} at column {e.colno})", where=f"line {e.lineno}"
+        ) from None
     for i, obj in enumerate(items):
         if isinstance(obj, list):  # e.g. a dialogue stored as a bare list of utterances
             obj = {"utterances": obj}
         if not isinstance(obj, dict):
-            raise DataError(path, f"expected an object, got {type(obj).__name__}", where=f"item {i}")
+            raise DataError(
+                path, f"expected an object, got {type(obj).__name__}", where=f"item {i}"
+            )
         yield Record(obj, path, f"item {i}")
 
 
@@ -129,9 +145,12 @@ def _read_csv(text: str, path: str) -> Iterator[Record]:
     try:
         for row in reader:
             if None in row:
-                yield _bad(path, reader.line_num,
-                           f"row has {len(reader.fieldnames) + len(row[None])} fields but "
-                           f"the header has {len(reader.fieldnames)}")
+                yield _bad(
+                    path,
+                    reader.line_num,
+                    f"row has {len(reader.fieldnames) + len(row[None])} fields but "
+                    f"the header has {len(reader.fieldnames)}",
+                )
                 continue
             yield Record(dict(row), path, f"line {reader.line_num}")
     except csv.Error as e:
@@ -152,7 +171,9 @@ def _read_txt(text: str, path: str, text_split: str) -> Iterator[Record]:
             if line.strip():
                 yield Record({"text": line.strip()}, path, f"line {n}")
     else:
-        raise DataError(path, f"unknown data.text_split {text_split!r}; use line, paragraph or file")
+        raise DataError(
+            path, f"unknown data.text_split {text_split!r}; use line, paragraph or file"
+        )
 
 
 def _read_parquet(p: Path) -> Iterator[Record]:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from chimed_lit import decoding
+from chimed_lit.inference import decoding
 
 T = TypeVar("T")
 
@@ -94,8 +94,15 @@ def generate(
     for chunk in batched(prompts, batch_size):
         rows = [encode(tokenizer, p)[-limit:] for p in chunk]
         ids, mask = _stack(rows, pad, left=True, device=device)
-        new, _ = decoding.new_tokens(model, ids, mask, max_new_tokens=max_new_tokens,
-                                     do_sample=False, eos_token_id=eos, pad_token_id=pad)
+        new, _ = decoding.new_tokens(
+            model,
+            ids,
+            mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=pad,
+        )
         for row in new:
             text = tokenizer.decode(row.tolist(), skip_special_tokens=True)
             outputs.append(cut_at_stop(text, stops))

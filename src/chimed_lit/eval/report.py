@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from chimed_lit.atomic import write_text
+from chimed_lit.io.atomic import write_text
 
 _DETAIL_KEYS = {"per_type", "per_subject", "item_values", "option_shares"}
 

@@ -22,17 +22,22 @@ import lightning as L
 import torch
 from torchmetrics import SumMetric
 
-from chimed_lit.chunked_loss import chunked_causal_lm_loss, plain_head
-from chimed_lit.document_attention import spans_kwargs
-from chimed_lit.losses import causal_lm_loss
+from chimed_lit.losses.causal_lm import causal_lm_loss
+from chimed_lit.losses.chunked import chunked_causal_lm_loss, plain_head
+from chimed_lit.models.document_attention import spans_kwargs
+from chimed_lit.modules.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.modules.sharding import ShardedModelHook
-from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
 
 
 class CausalLMModule(ShardedModelHook, L.LightningModule):
-    def __init__(self, model: torch.nn.Module, optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: WarmupCosine | None = None, stage: str = "pretrain",
-                 loss_chunk: int | None = None):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: WarmupCosine | None = None,
+        stage: str = "pretrain",
+        loss_chunk: int | None = None,
+    ):
         super().__init__()
         self.model = model
         self.optimizer_fn, self.scheduler = optimizer, scheduler or WarmupCosine()
@@ -40,7 +45,9 @@ class CausalLMModule(ShardedModelHook, L.LightningModule):
         self.val_loss_sum, self.val_tokens = SumMetric(), SumMetric()
 
     def _inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, Any]:
-        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
+        inputs = {
+            k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")
+        }
         spans = spans_kwargs(self.model, inputs.get("position_ids"), inputs.get("attention_mask"))
         return {**inputs, "use_cache": False, **spans}
 
@@ -79,7 +86,7 @@ class CausalLMModule(ShardedModelHook, L.LightningModule):
 
     # 3. optimizer and schedule
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, schedule = optimizer_and_schedule(self.model, self.optimizer_fn,
-                                                     self.scheduler, self.trainer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        optimizer, schedule = optimizer_and_schedule(
+            self.model, self.optimizer_fn, self.scheduler, self.trainer
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -3,7 +3,7 @@
 Knobs:
 - `loss_type`: `sigmoid` (DPO), `ipo`, `hinge` (SLiC), against a frozen reference; or the
   reference-free `orpo` and `simpo`. The losses are the pure functions of
-  `chimed_lit.rl.preference_loss`.
+  `chimed_lit.losses.preference`.
 - `beta`: the inverse temperature of the implicit reward (DPO, IPO, hinge, SimPO).
 - `label_smoothing`: conservative DPO (sigmoid only), the assumed rate of flipped labels.
 - `simpo_gamma`: SimPO's target reward margin; `orpo_lambda`: ORPO's odds-ratio weight.
@@ -36,12 +36,12 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
-from chimed_lit import dropout
-from chimed_lit.errors import ConfigError
-from chimed_lit.losses import IGNORE, per_token_logps
+from chimed_lit.io.errors import ConfigError
+from chimed_lit.losses.causal_lm import IGNORE, per_token_logps
+from chimed_lit.losses.preference import dpo_loss, orpo_loss, simpo_loss
+from chimed_lit.models import dropout
+from chimed_lit.modules.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.modules.sharding import ShardedModelHook
-from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
-from chimed_lit.rl.preference_loss import dpo_loss, orpo_loss, simpo_loss
 
 LOSS_TYPES = ("sigmoid", "ipo", "hinge", "orpo", "simpo")
 REFERENCE_FREE = ("orpo", "simpo")
@@ -72,15 +72,28 @@ def response_labels(batch: dict[str, Any]) -> torch.Tensor:
 
 
 class DPOModule(ShardedModelHook, L.LightningModule):
-    def __init__(self, model: torch.nn.Module, ref: torch.nn.Module | None = None,
-                 optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 scheduler: WarmupCosine | None = None, loss_type: str = "sigmoid",
-                 beta: float = 0.1, label_smoothing: float = 0.0, simpo_gamma: float = 0.5,
-                 orpo_lambda: float = 0.1, disable_dropout: bool = True, stage: str = "dpo"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        ref: torch.nn.Module | None = None,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: WarmupCosine | None = None,
+        loss_type: str = "sigmoid",
+        beta: float = 0.1,
+        label_smoothing: float = 0.0,
+        simpo_gamma: float = 0.5,
+        orpo_lambda: float = 0.1,
+        disable_dropout: bool = True,
+        stage: str = "dpo",
+    ):
         super().__init__()
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"stage.module.loss_type={loss_type!r}: use one of {LOSS_TYPES}")
-        if ref is None and loss_type not in REFERENCE_FREE and not hasattr(model, "disable_adapter"):
+        if (
+            ref is None
+            and loss_type not in REFERENCE_FREE
+            and not hasattr(model, "disable_adapter")
+        ):
             raise ValueError(f"loss_type={loss_type!r} needs a reference model (or LoRA adapters)")
         self.strict_loading = False  # the reference is rebuilt from its dir, not checkpointed
         self.model, self.ref = model, ref
@@ -92,14 +105,25 @@ class DPOModule(ShardedModelHook, L.LightningModule):
         self.scheduler = scheduler or WarmupCosine()
         self.loss_type, self.beta, self.label_smoothing = loss_type, beta, label_smoothing
         self.simpo_gamma, self.orpo_lambda, self.stage = simpo_gamma, orpo_lambda, stage
-        self.val_metrics = torch.nn.ModuleDict({k: MeanMetric() for k in (
-            "val_loss", "reward_accuracy", "reward_margin", "logps_chosen", "logps_rejected")})
+        self.val_metrics = torch.nn.ModuleDict(
+            {
+                k: MeanMetric()
+                for k in (
+                    "val_loss",
+                    "reward_accuracy",
+                    "reward_margin",
+                    "logps_chosen",
+                    "logps_rejected",
+                )
+            }
+        )
 
     # 1. sequence log-probs of every row: summed and per-token mean over the response
     def sequence_logps(self, model: torch.nn.Module, batch: dict[str, Any]):
         labels = response_labels(batch)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       use_cache=False).logits
+        logits = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False
+        ).logits
         summed = per_token_logps(logits, labels).sum(-1)
         return summed, summed / batch["response_lengths"].to(summed.device).clamp(min=1)
 
@@ -127,8 +151,9 @@ class DPOModule(ShardedModelHook, L.LightningModule):
         else:
             ref_summed, ref_mean = self.reference_logps(batch)
             pol, ref = (mean, ref_mean) if self.loss_type == "ipo" else (summed, ref_summed)
-            loss, stats = dpo_loss(pol[:n], pol[n:], ref[:n], ref[n:], self.beta,
-                                   self.loss_type, self.label_smoothing)  # type: ignore[arg-type]
+            loss, stats = dpo_loss(
+                pol[:n], pol[n:], ref[:n], ref[n:], self.beta, self.loss_type, self.label_smoothing
+            )  # type: ignore[arg-type]
         stats["logps_chosen"] = summed[:n].detach().mean()
         stats["logps_rejected"] = summed[n:].detach().mean()
         return loss, stats
@@ -147,9 +172,13 @@ class DPOModule(ShardedModelHook, L.LightningModule):
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, stats = self.pair_loss(batch)
         n = int(batch["n_pairs"])
-        values = {"val_loss": loss, "reward_accuracy": stats["accuracy"],
-                  "reward_margin": stats["reward_margin"], "logps_chosen": stats["logps_chosen"],
-                  "logps_rejected": stats["logps_rejected"]}
+        values = {
+            "val_loss": loss,
+            "reward_accuracy": stats["accuracy"],
+            "reward_margin": stats["reward_margin"],
+            "logps_chosen": stats["logps_chosen"],
+            "logps_rejected": stats["logps_rejected"],
+        }
         for key, value in values.items():
             self.val_metrics[key].update(value.detach(), weight=n)
 
@@ -160,10 +189,10 @@ class DPOModule(ShardedModelHook, L.LightningModule):
 
     # 5. optimizer and schedule (only trainable parameters: all, or the LoRA adapters)
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, schedule = optimizer_and_schedule(self.model, self.optimizer_fn,
-                                                     self.scheduler, self.trainer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        optimizer, schedule = optimizer_and_schedule(
+            self.model, self.optimizer_fn, self.scheduler, self.trainer
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Only what trains is saved: all of the policy, or its adapters under LoRA. The
@@ -172,5 +201,8 @@ class DPOModule(ShardedModelHook, L.LightningModule):
         if getattr(self, "_sharded", False):
             return
         frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                    if not k.startswith("ref.") and k not in frozen}
+        checkpoint["state_dict"] = {
+            k: v
+            for k, v in checkpoint["state_dict"].items()
+            if not k.startswith("ref.") and k not in frozen
+        }

@@ -2,7 +2,7 @@
 
 Models: `actor` (the policy, from the SFT output), `critic` (a value per token: the reward
 model's backbone and scalar head, trained), `ref` (frozen copy of the SFT policy) and
-`reward_model` (frozen). The math lives in `chimed_lit.rl` as pure functions.
+`reward_model` (frozen). The math lives in `chimed_lit.losses` as pure functions.
 With LoRA (`lora=on`) `ref` and `reward_model` are None: the reference is the actor with its
 adapters disabled and the reward model is the critic with its adapters (and its trained head
 copy) disabled, so one SFT base and one reward base sit in memory instead of two of each.
@@ -39,20 +39,8 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
-from chimed_lit import dropout
-from chimed_lit.generation import Sampling, generate
-from chimed_lit.lora import peft_model_of
-from chimed_lit.modules.reward import score_sequences
-from chimed_lit.modules.rollout_rows import (
-    RolloutRows,
-    layout,
-    response_logits,
-    response_logps,
-    response_values,
-)
-from chimed_lit.modules.sharding import ShardedModelHook, gathered
-from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
-from chimed_lit.rl import (
+from chimed_lit.inference.generation import Sampling, generate
+from chimed_lit.losses import (
     AdaptiveKLController,
     FixedKLController,
     compute_gae,
@@ -63,25 +51,57 @@ from chimed_lit.rl import (
     ppo_value_loss,
     token_rewards,
 )
+from chimed_lit.models import dropout
+from chimed_lit.models.lora import peft_model_of
+from chimed_lit.modules.optim import WarmupCosine, optimizer_and_schedule
+from chimed_lit.modules.reward import score_sequences
+from chimed_lit.modules.rollout_rows import (
+    RolloutRows,
+    layout,
+    response_logits,
+    response_logps,
+    response_values,
+)
+from chimed_lit.modules.sharding import ShardedModelHook, gathered
 
 FROZEN = ("ref.", "reward_model.")
 
 
 class PPOModule(ShardedModelHook, L.LightningModule):
-    def __init__(self, actor: torch.nn.Module, critic: torch.nn.Module,
-                 ref: torch.nn.Module | None, reward_model: torch.nn.Module | None, tokenizer: Any,
-                 actor_optimizer: Callable[..., torch.optim.Optimizer],
-                 critic_optimizer: Callable[..., torch.optim.Optimizer],
-                 scheduler: WarmupCosine | None = None, sampling: dict | None = None,
-                 ppo_epochs: int = 2, minibatch_size: int = 4, clip_range: float = 0.2,
-                 clip_range_value: float = 0.2, vf_coef: float = 0.5, entropy_coef: float = 0.0,
-                 gamma: float = 1.0, lam: float = 0.95, kl_coef: float = 0.05,
-                 kl_target: float | None = None, kl_horizon: int = 10000,
-                 kl_estimator: str = "k1", target_approx_kl: float | None = 0.1,
-                 missing_eos_penalty: float = 1.0, reward_mean: float | None = None,
-                 reward_std: float | None = None, val_sampling: dict | None = None,
-                 table_every_n_steps: int = 0, max_grad_norm: float | None = 1.0,
-                 padding_free: bool = True, disable_dropout: bool = True, stage: str = "rlhf"):
+    def __init__(
+        self,
+        actor: torch.nn.Module,
+        critic: torch.nn.Module,
+        ref: torch.nn.Module | None,
+        reward_model: torch.nn.Module | None,
+        tokenizer: Any,
+        actor_optimizer: Callable[..., torch.optim.Optimizer],
+        critic_optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: WarmupCosine | None = None,
+        sampling: dict | None = None,
+        ppo_epochs: int = 2,
+        minibatch_size: int = 4,
+        clip_range: float = 0.2,
+        clip_range_value: float = 0.2,
+        vf_coef: float = 0.5,
+        entropy_coef: float = 0.0,
+        gamma: float = 1.0,
+        lam: float = 0.95,
+        kl_coef: float = 0.05,
+        kl_target: float | None = None,
+        kl_horizon: int = 10000,
+        kl_estimator: str = "k1",
+        target_approx_kl: float | None = 0.1,
+        missing_eos_penalty: float = 1.0,
+        reward_mean: float | None = None,
+        reward_std: float | None = None,
+        val_sampling: dict | None = None,
+        table_every_n_steps: int = 0,
+        max_grad_norm: float | None = 1.0,
+        padding_free: bool = True,
+        disable_dropout: bool = True,
+        stage: str = "rlhf",
+    ):
         super().__init__()
         self.automatic_optimization = False
         self.strict_loading = False  # frozen models are rebuilt from their dirs, not checkpointed
@@ -95,18 +115,24 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         self.tokenizer, self.stage = tokenizer, stage
         self.actor_optimizer_fn, self.critic_optimizer_fn = actor_optimizer, critic_optimizer
         self.scheduler = scheduler or WarmupCosine(warmup_ratio=0.0, min_lr_ratio=1.0)
-        self.sampling = Sampling(**{"do_sample": True, "temperature": 1.0, "top_p": 1.0,
-                                    **(sampling or {})})
+        self.sampling = Sampling(
+            **{"do_sample": True, "temperature": 1.0, "top_p": 1.0, **(sampling or {})}
+        )
         self.val_sampling = Sampling(**{"do_sample": False, **(val_sampling or sampling or {})})
         self.ppo_epochs, self.minibatch_size = ppo_epochs, minibatch_size
         self.clip_range, self.clip_range_value = clip_range, clip_range_value
         self.vf_coef, self.entropy_coef, self.gamma, self.lam = vf_coef, entropy_coef, gamma, lam
         self.kl_estimator, self.target_approx_kl = kl_estimator, target_approx_kl
-        self.kl_ctl = (FixedKLController(kl_coef) if kl_target is None
-                       else AdaptiveKLController(kl_coef, kl_target, kl_horizon))
+        self.kl_ctl = (
+            FixedKLController(kl_coef)
+            if kl_target is None
+            else AdaptiveKLController(kl_coef, kl_target, kl_horizon)
+        )
         self.missing_eos_penalty = missing_eos_penalty
         cfg = (reward_model if reward_model is not None else critic).config
-        self.reward_mean = reward_mean if reward_mean is not None else getattr(cfg, "reward_mean", 0.0)
+        self.reward_mean = (
+            reward_mean if reward_mean is not None else getattr(cfg, "reward_mean", 0.0)
+        )
         self.reward_std = reward_std if reward_std is not None else getattr(cfg, "reward_std", 1.0)
         self.table_every_n_steps, self.max_grad_norm = table_every_n_steps, max_grad_norm
         self.padding_free = padding_free
@@ -119,8 +145,9 @@ class PPOModule(ShardedModelHook, L.LightningModule):
 
     # ----- rollout pieces (layout and forwards: modules/rollout_rows.py) -------------------
     def _sequences(self, prompts: list[list[int]], replies: list[dict[str, Any]]) -> RolloutRows:
-        return layout(prompts, replies, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id,
-                      self.device)
+        return layout(
+            prompts, replies, self.tokenizer.eos_token_id, self.tokenizer.pad_token_id, self.device
+        )
 
     def _view(self, rows: RolloutRows) -> RolloutRows:
         """What the forwards read: the rows packed (`padding_free`) or as generation laid them."""
@@ -145,7 +172,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         generation already computed (no second actor forward over the rollout)."""
         out = torch.zeros(rows.labels.shape, device=self.device)
         for i, r in enumerate(replies):
-            out[i, :len(r["logps"])] = r["logps"].to(self.device)
+            out[i, : len(r["logps"])] = r["logps"].to(self.device)
         return out
 
     def score(self, rows: RolloutRows) -> torch.Tensor:
@@ -153,11 +180,13 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         with torch.no_grad():
             ends = rows.last if rows.packed else None
             if self.reward_model is not None:
-                return score_sequences(self.reward_model, rows.ids, rows.mask,
-                                       position_ids=rows.positions, ends=ends)
+                return score_sequences(
+                    self.reward_model, rows.ids, rows.mask, position_ids=rows.positions, ends=ends
+                )
             with peft_model_of(self.critic).disable_adapter():  # LoRA: the critic's base
-                return score_sequences(self.critic, rows.ids, rows.mask,
-                                       position_ids=rows.positions, ends=ends)
+                return score_sequences(
+                    self.critic, rows.ids, rows.mask, position_ids=rows.positions, ends=ends
+                )
 
     def _ref_logps(self, rows: RolloutRows) -> torch.Tensor:
         """The frozen reference's token log-probs (call under no_grad): the `ref` model, or
@@ -175,8 +204,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         t0 = time.perf_counter()
         self.actor.eval()
         with gathered(self.actor):  # FSDP2: all-gather the actor once per rollout, not per token
-            replies = generate(self.actor, self.tokenizer, prompts, self.sampling,
-                               with_logps=True)
+            replies = generate(self.actor, self.tokenizer, prompts, self.sampling, with_logps=True)
         self.actor.train()
         rows = self._sequences(prompts, replies)
         view = self._view(rows)
@@ -207,8 +235,14 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         advantages = masked_whiten(advantages, resp_mask)
 
         # 4. optimize: K epochs of clipped policy and value updates over minibatches
-        stats = self._optimize(rows, old_logp, old_values, advantages, returns,
-                               first=(view, values) if one_pass else None)
+        stats = self._optimize(
+            rows,
+            old_logp,
+            old_values,
+            advantages,
+            returns,
+            first=(view, values) if one_pass else None,
+        )
         self.kl_ctl.update(float((kl.sum(-1)).mean()), len(prompts))
         for sched in self.lr_schedulers():
             sched.step()
@@ -217,16 +251,24 @@ class PPOModule(ShardedModelHook, L.LightningModule):
 
         n = len(prompts)
         k3 = (kl_penalty(old_logp, ref_logp, "k3") * resp_mask).sum(-1).mean()
-        self.log_dict({
-            f"{self.stage}/reward_mean": raw.mean(), f"{self.stage}/reward_std": raw.std(),
-            f"{self.stage}/score_mean": score.mean(), f"{self.stage}/kl": kl.sum(-1).mean(),
-            f"{self.stage}/kl_k3": k3, f"{self.stage}/kl_coef": float(kl_coef),
-            f"{self.stage}/response_length": resp_mask.sum(-1).mean(),
-            f"{self.stage}/eos_rate": finished.float().mean(),
-            f"{self.stage}/time_generate": t_generate, f"{self.stage}/time_train": t_train,
-            f"{self.stage}/lr": self.optimizers()[0].param_groups[0]["lr"],
-            **{f"{self.stage}/{k}": v for k, v in stats.items()},
-        }, batch_size=n, prog_bar=False)
+        self.log_dict(
+            {
+                f"{self.stage}/reward_mean": raw.mean(),
+                f"{self.stage}/reward_std": raw.std(),
+                f"{self.stage}/score_mean": score.mean(),
+                f"{self.stage}/kl": kl.sum(-1).mean(),
+                f"{self.stage}/kl_k3": k3,
+                f"{self.stage}/kl_coef": float(kl_coef),
+                f"{self.stage}/response_length": resp_mask.sum(-1).mean(),
+                f"{self.stage}/eos_rate": finished.float().mean(),
+                f"{self.stage}/time_generate": t_generate,
+                f"{self.stage}/time_train": t_train,
+                f"{self.stage}/lr": self.optimizers()[0].param_groups[0]["lr"],
+                **{f"{self.stage}/{k}": v for k, v in stats.items()},
+            },
+            batch_size=n,
+            prog_bar=False,
+        )
         self.log(f"{self.stage}/reward", raw.mean(), prog_bar=True, batch_size=n)
         self._maybe_table(batch, replies, raw)
 
@@ -235,9 +277,15 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         first value update's forward (same weights, same rows) and is kept for it."""
         return self.minibatch_size >= n and self.ppo_epochs > 0
 
-    def _optimize(self, rollout: RolloutRows, old_logp, old_values, advantages, returns,
-                  first: tuple[RolloutRows, torch.Tensor] | None = None
-                  ) -> dict[str, torch.Tensor]:
+    def _optimize(
+        self,
+        rollout: RolloutRows,
+        old_logp,
+        old_values,
+        advantages,
+        returns,
+        first: tuple[RolloutRows, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """K epochs over minibatches; each updates the critic, then the actor (independent
         models and losses, so the order changes nothing but memory: the critic's graph from
         step 2 is freed before the actor's is built). `first`: the whole batch's view and its
@@ -255,8 +303,9 @@ class PPOModule(ShardedModelHook, L.LightningModule):
                 m = mini.response_mask
                 values = live if live is not None else response_values(self.critic, mini)
                 live = None
-                v_loss, v_stats = ppo_value_loss(values, old_values[rows], returns[rows], m,
-                                                 self.clip_range_value)
+                v_loss, v_stats = ppo_value_loss(
+                    values, old_values[rows], returns[rows], m, self.clip_range_value
+                )
                 critic_opt.zero_grad(set_to_none=True)
                 self.manual_backward(self.vf_coef * v_loss)
                 self._before_update(critic_opt)
@@ -265,8 +314,9 @@ class PPOModule(ShardedModelHook, L.LightningModule):
                 critic_opt.step()
 
                 logp, entropy = self._logps(self.actor, mini, with_entropy=True)
-                pi_loss, pi_stats = ppo_policy_loss(logp, old_logp[rows], advantages[rows], m,
-                                                    self.clip_range)
+                pi_loss, pi_stats = ppo_policy_loss(
+                    logp, old_logp[rows], advantages[rows], m, self.clip_range
+                )
                 actor_opt.zero_grad(set_to_none=True)
                 self.manual_backward(pi_loss - self.entropy_coef * entropy)
                 self._before_update(actor_opt)
@@ -276,7 +326,10 @@ class PPOModule(ShardedModelHook, L.LightningModule):
 
                 for k, v in {**pi_stats, **v_stats, "entropy": entropy.detach()}.items():
                     sums.setdefault(k, []).append(v.detach().float())
-                if self.target_approx_kl is not None and pi_stats["approx_kl"] > self.target_approx_kl:
+                if (
+                    self.target_approx_kl is not None
+                    and pi_stats["approx_kl"] > self.target_approx_kl
+                ):
                     stop = True  # the policy moved far enough from the rollout's: new samples
                     break
             if stop:
@@ -302,18 +355,22 @@ class PPOModule(ShardedModelHook, L.LightningModule):
     def _maybe_table(self, batch: dict[str, Any], replies: list[dict[str, Any]], raw) -> None:
         if not self.table_every_n_steps or self.global_step % self.table_every_n_steps:
             return
-        rows = [[self.global_step, p, r["text"], float(s)]
-                for p, r, s in zip(batch["prompt_text"], replies, raw.tolist(), strict=True)]
+        rows = [
+            [self.global_step, p, r["text"], float(s)]
+            for p, r, s in zip(batch["prompt_text"], replies, raw.tolist(), strict=True)
+        ]
         for logger in self.loggers:
             if hasattr(logger, "log_table"):
-                logger.log_table(key=f"{self.stage}/samples",
-                                 columns=["step", "prompt", "response", "reward"], data=rows)
+                logger.log_table(
+                    key=f"{self.stage}/samples",
+                    columns=["step", "prompt", "response", "reward"],
+                    data=rows,
+                )
 
     # ----- validation: greedy replies to held-out prompts, scored ---------------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         with gathered(self.actor):
-            replies = generate(self.actor, self.tokenizer, batch["prompt_ids"],
-                               self.val_sampling)
+            replies = generate(self.actor, self.tokenizer, batch["prompt_ids"], self.val_sampling)
         raw = self.score(self._view(self._sequences(batch["prompt_ids"], replies)))
         self.val_reward.update(raw)
         self.val_eos.update(torch.tensor([float(r["finished"]) for r in replies]))
@@ -326,18 +383,23 @@ class PPOModule(ShardedModelHook, L.LightningModule):
 
     # ----- optimizers, checkpoints ------------------------------------------------------------
     def configure_optimizers(self):
-        actor = optimizer_and_schedule(self.actor, self.actor_optimizer_fn, self.scheduler,
-                                       self.trainer)
-        critic = optimizer_and_schedule(self.critic, self.critic_optimizer_fn, self.scheduler,
-                                        self.trainer)
+        actor = optimizer_and_schedule(
+            self.actor, self.actor_optimizer_fn, self.scheduler, self.trainer
+        )
+        critic = optimizer_and_schedule(
+            self.critic, self.critic_optimizer_fn, self.scheduler, self.trainer
+        )
         return [actor[0], critic[0]], [actor[1], critic[1]]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if not getattr(self, "_sharded", False):  # FSDP2 loads shards strictly: keep them all
             # frozen weights (reference, reward model, a LoRA base) are rebuilt from their dirs
             frozen = {n for n, p in self.named_parameters() if not p.requires_grad}
-            checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
-                                        if not k.startswith(FROZEN) and k not in frozen}
+            checkpoint["state_dict"] = {
+                k: v
+                for k, v in checkpoint["state_dict"].items()
+                if not k.startswith(FROZEN) and k not in frozen
+            }
         checkpoint["kl_ctl"] = self.kl_ctl.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -32,16 +32,20 @@ import lightning as L
 import torch
 from torchmetrics import CatMetric, MeanMetric, PearsonCorrCoef
 
-from chimed_lit.document_attention import spans_kwargs
+from chimed_lit.losses.preference import reward_pairwise_loss
+from chimed_lit.models.document_attention import spans_kwargs
+from chimed_lit.modules.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.modules.sharding import ShardedModelHook
-from chimed_lit.optim import WarmupCosine, optimizer_and_schedule
-from chimed_lit.rl.preference_loss import reward_pairwise_loss
 
 
-def score_sequences(model: torch.nn.Module, input_ids: torch.Tensor,
-                    attention_mask: torch.Tensor | None = None, *,
-                    position_ids: torch.Tensor | None = None,
-                    ends: torch.Tensor | None = None) -> torch.Tensor:
+def score_sequences(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    *,
+    position_ids: torch.Tensor | None = None,
+    ends: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Rewards (fp32) of right-padded rows, read at each row's last attended token; or, for a
     padding-free batch (`position_ids` restarting per sequence, no mask), one per sequence,
     read at the flat positions `ends` (`data.packing.pack_sequences`)."""
@@ -51,8 +55,13 @@ def score_sequences(model: torch.nn.Module, input_ids: torch.Tensor,
     if head is None:
         raise TypeError(f"{type(model).__name__} has no `score` or `classifier` head")
     spans = spans_kwargs(model, position_ids, attention_mask)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask,
-                      position_ids=position_ids, use_cache=False, **spans).last_hidden_state
+    hidden = backbone(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        use_cache=False,
+        **spans,
+    ).last_hidden_state
     if ends is not None:
         pooled = hidden.flatten(0, 1)[ends]
     else:
@@ -63,10 +72,15 @@ def score_sequences(model: torch.nn.Module, input_ids: torch.Tensor,
 
 
 class RewardModule(ShardedModelHook, L.LightningModule):
-    def __init__(self, model: torch.nn.Module,
-                 optimizer: Callable[..., torch.optim.Optimizer] | None = None,
-                 scheduler: WarmupCosine | None = None, margin: float | None = None,
-                 center_coef: float = 0.0, stage: str = "reward"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: WarmupCosine | None = None,
+        margin: float | None = None,
+        center_coef: float = 0.0,
+        stage: str = "reward",
+    ):
         super().__init__()
         self.model = model
         self.optimizer_fn = optimizer or partial(torch.optim.AdamW, lr=1e-5)
@@ -78,8 +92,13 @@ class RewardModule(ShardedModelHook, L.LightningModule):
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
         """Rewards of every sequence: chosen and rejected in one pass (padded or packed)."""
-        return score_sequences(self.model, batch["input_ids"], batch.get("attention_mask"),
-                               position_ids=batch.get("position_ids"), ends=batch.get("ends"))
+        return score_sequences(
+            self.model,
+            batch["input_ids"],
+            batch.get("attention_mask"),
+            position_ids=batch.get("position_ids"),
+            ends=batch.get("ends"),
+        )
 
     def _pair(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rewards = self(batch)
@@ -126,7 +145,7 @@ class RewardModule(ShardedModelHook, L.LightningModule):
 
     # 3. optimizer and schedule
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer, schedule = optimizer_and_schedule(self.model, self.optimizer_fn,
-                                                     self.scheduler, self.trainer)
-        return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        optimizer, schedule = optimizer_and_schedule(
+            self.model, self.optimizer_fn, self.scheduler, self.trainer
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

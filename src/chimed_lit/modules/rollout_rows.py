@@ -24,16 +24,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from chimed_lit.document_attention import Spans, document_spans, spans_kwargs
-from chimed_lit.losses import IGNORE, per_token_logps
+from chimed_lit.losses.causal_lm import IGNORE, per_token_logps
+from chimed_lit.models.document_attention import Spans, document_spans, spans_kwargs
 
 
 @dataclass
 class RolloutRows:
-    ids: torch.Tensor        # [B, W + R] token ids
-    mask: torch.Tensor       # [B, W + R] 1 on prompt and response tokens
+    ids: torch.Tensor  # [B, W + R] token ids
+    mask: torch.Tensor  # [B, W + R] 1 on prompt and response tokens
     positions: torch.Tensor  # [B, W + R] position ids (real tokens counted from 0)
-    labels: torch.Tensor     # [B, R] response tokens (EOS included when produced), IGNORE after
+    labels: torch.Tensor  # [B, R] response tokens (EOS included when produced), IGNORE after
     keep: torch.Tensor | None = None  # packed only: [B, R + 1] flat column of each grid cell
 
     @property
@@ -52,8 +52,9 @@ class RolloutRows:
     def rows(self, index: slice) -> RolloutRows:
         if self.packed:
             raise ValueError("select rows of the padded layout, then pack()")
-        return RolloutRows(self.ids[index], self.mask[index], self.positions[index],
-                           self.labels[index])
+        return RolloutRows(
+            self.ids[index], self.mask[index], self.positions[index], self.labels[index]
+        )
 
     def pack(self) -> RolloutRows:
         """The same rollout padding-free: `[1, real tokens]` ids and position ids, no mask.
@@ -62,8 +63,9 @@ class RolloutRows:
         real = self.mask.bool()
         flat = (self.mask.flatten().cumsum(0) - 1).view_as(self.mask)
         first = self.ids.shape[1] - self.labels.shape[1] - 1  # W - 1: each prompt's last token
-        return RolloutRows(self.ids[real][None], None, self.positions[real][None], self.labels,
-                           flat[:, first:])
+        return RolloutRows(
+            self.ids[real][None], None, self.positions[real][None], self.labels, flat[:, first:]
+        )
 
     @cached_property
     def spans(self) -> Spans:
@@ -73,14 +75,27 @@ class RolloutRows:
     def forward_kwargs(self, model: torch.nn.Module) -> dict:
         """Inputs of a model (or backbone) call over these rows, without a cache."""
         if not self.packed:
-            return {"input_ids": self.ids, "attention_mask": self.mask,
-                    "position_ids": self.positions, "use_cache": False}
-        return {"input_ids": self.ids, "position_ids": self.positions, "use_cache": False,
-                **spans_kwargs(model, self.positions, spans=self.spans)}
+            return {
+                "input_ids": self.ids,
+                "attention_mask": self.mask,
+                "position_ids": self.positions,
+                "use_cache": False,
+            }
+        return {
+            "input_ids": self.ids,
+            "position_ids": self.positions,
+            "use_cache": False,
+            **spans_kwargs(model, self.positions, spans=self.spans),
+        }
 
 
-def layout(prompts: list[list[int]], replies: list[dict[str, Any]], eos: int, pad: int,
-           device: torch.device | str = "cpu") -> RolloutRows:
+def layout(
+    prompts: list[list[int]],
+    replies: list[dict[str, Any]],
+    eos: int,
+    pad: int,
+    device: torch.device | str = "cpu",
+) -> RolloutRows:
     """Rows for `prompts` and `generate`'s `replies` (their `ids`, and `finished` for the EOS)."""
     responses = [r["ids"] + ([eos] if r["finished"] else []) for r in replies]
     width = max(len(p) for p in prompts)
@@ -89,10 +104,10 @@ def layout(prompts: list[list[int]], replies: list[dict[str, Any]], eos: int, pa
     mask = torch.zeros_like(ids)
     labels = torch.full((len(prompts), longest), IGNORE, dtype=torch.long)
     for i, (p, resp) in enumerate(zip(prompts, responses, strict=True)):
-        ids[i, width - len(p):width] = torch.tensor(p)
-        ids[i, width:width + len(resp)] = torch.tensor(resp, dtype=torch.long)
-        mask[i, width - len(p):width + len(resp)] = 1
-        labels[i, :len(resp)] = torch.tensor(resp, dtype=torch.long)
+        ids[i, width - len(p) : width] = torch.tensor(p)
+        ids[i, width : width + len(resp)] = torch.tensor(resp, dtype=torch.long)
+        mask[i, width - len(p) : width + len(resp)] = 1
+        labels[i, : len(resp)] = torch.tensor(resp, dtype=torch.long)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     return RolloutRows(ids.to(device), mask.to(device), positions.to(device), labels.to(device))
 
@@ -122,5 +137,5 @@ def response_values(critic: torch.nn.Module, rows: RolloutRows) -> torch.Tensor:
     if rows.packed:
         hidden = hidden[0, rows.keep[:, :-1]]
     else:
-        hidden = hidden[:, -rows.labels.shape[1] - 1:-1]
+        hidden = hidden[:, -rows.labels.shape[1] - 1 : -1]
     return critic.score(hidden).squeeze(-1).float()

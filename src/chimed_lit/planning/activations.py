@@ -28,16 +28,23 @@ def layer_bytes(s: int, b: int, h: int, a: int, fused_attention: bool) -> float:
 
 @dataclass(frozen=True)
 class Activations:
-    layers: float   # what the transformer layers keep for backward
-    output: float   # final norm, output projection input and fp32 logits
+    layers: float  # what the transformer layers keep for backward
+    output: float  # final norm, output projection input and fp32 logits
 
     @property
     def total(self) -> float:
         return self.layers + self.output
 
 
-def activations(shape: ModelShape, seq: int, micro_batch: int, checkpointing: bool,
-                fused_attention: bool, lm_head: bool = True, loss_chunk: int = 0) -> Activations:
+def activations(
+    shape: ModelShape,
+    seq: int,
+    micro_batch: int,
+    checkpointing: bool,
+    fused_attention: bool,
+    lm_head: bool = True,
+    loss_chunk: int = 0,
+) -> Activations:
     """Peak activation bytes of one forward/backward of `micro_batch` rows of `seq` tokens
     (`loss_chunk`: the chunked LM head + loss, 0 for the full logits)."""
     s, b, h = seq, micro_batch, shape.hidden
@@ -45,8 +52,9 @@ def activations(shape: ModelShape, seq: int, micro_batch: int, checkpointing: bo
     layers = shape.layers * 2 * s * b * h + one if checkpointing else shape.layers * one
     if lm_head and loss_chunk:
         v = shape.vocab
-        return Activations(layers, 4 * s * b * h + 4 * min(loss_chunk, s * b) * v + 4 * v * h
-                           + 4 * s * b * h)
+        return Activations(
+            layers, 4 * s * b * h + 4 * min(loss_chunk, s * b) * v + 4 * v * h + 4 * s * b * h
+        )
     vocab = shape.vocab if lm_head else 1
     return Activations(layers, 4 * s * b * h + 4 * s * b * vocab)
 

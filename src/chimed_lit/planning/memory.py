@@ -61,8 +61,15 @@ class Sharding:
 
 
 # the options a plan compares, cheapest in communication first
-OPTIONS = (Sharding(0), Sharding(1), Sharding(2), Sharding(2, True), Sharding(3),
-           Sharding(3, True), Sharding(3, True, True))
+OPTIONS = (
+    Sharding(0),
+    Sharding(1),
+    Sharding(2),
+    Sharding(2, True),
+    Sharding(3),
+    Sharding(3, True),
+    Sharding(3, True, True),
+)
 
 
 @dataclass(frozen=True)
@@ -79,8 +86,9 @@ class ModelStates:
         return self.params + self.grads + self.optimizer + self.gather
 
 
-def trained_states(params: int, largest_layer: int, gpus: int, sharding: Sharding,
-                   layout: StateBytes) -> ModelStates:
+def trained_states(
+    params: int, largest_layer: int, gpus: int, sharding: Sharding, layout: StateBytes
+) -> ModelStates:
     """Model states per GPU of a model being trained."""
     n, z = max(gpus, 1), sharding.zero_stage
     weights = layout.weights * params / (n if z >= 3 else 1)
@@ -95,8 +103,9 @@ def trained_states(params: int, largest_layer: int, gpus: int, sharding: Shardin
     return ModelStates(weights, grads, optim, gather)
 
 
-def frozen_states(params: int, largest_layer: int, gpus: int, sharding: Sharding,
-                  weight_bytes: int) -> ModelStates:
+def frozen_states(
+    params: int, largest_layer: int, gpus: int, sharding: Sharding, weight_bytes: int
+) -> ModelStates:
     """A model used for inference only (PPO's reference and reward): weights alone, sharded and
     gathered layer by layer under ZeRO-3 inference, on CPU with parameter offload."""
     if sharding.zero_stage < 3:
@@ -117,8 +126,9 @@ def _estimators():
     return estimate_zero2_model_states_mem_needs, estimate_zero3_model_states_mem_needs
 
 
-def deepspeed_estimate(params: int, largest_layer: int, gpus_per_node: int, nodes: int,
-                       sharding: Sharding) -> float | None:
+def deepspeed_estimate(
+    params: int, largest_layer: int, gpus_per_node: int, nodes: int, sharding: Sharding
+) -> float | None:
     """DeepSpeed's own GPU figure for `sharding` (ZeRO-2 and ZeRO-3 only), or None."""
     if sharding.zero_stage not in (2, 3):
         return None
@@ -128,6 +138,13 @@ def deepspeed_estimate(params: int, largest_layer: int, gpus_per_node: int, node
         return None
     if sharding.zero_stage == 2:
         return float(zero2(params, gpus_per_node, nodes, cpu_offload=sharding.offload_optimizer)[1])
-    return float(zero3(params, largest_layer, gpus_per_node, nodes,
-                       cpu_offload=sharding.offload_optimizer,
-                       cpu_offload_params=sharding.offload_parameters)[1])
+    return float(
+        zero3(
+            params,
+            largest_layer,
+            gpus_per_node,
+            nodes,
+            cpu_offload=sharding.offload_optimizer,
+            cpu_offload_params=sharding.offload_parameters,
+        )[1]
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from chimed_lit.errors import ConfigError
+from chimed_lit.io.errors import ConfigError
 from chimed_lit.planning.known_models import KNOWN
 
 
@@ -46,8 +46,10 @@ def config_dict(model: DictConfig) -> dict[str, Any]:
         return json.loads(local.read_text())
     if source in KNOWN:
         return dict(KNOWN[source])
-    raise ConfigError(f"model.pretrained={source}: its size is unknown without downloading it; "
-                      f"plan with a local model dir, or one of {', '.join(sorted(KNOWN))}")
+    raise ConfigError(
+        f"model.pretrained={source}: its size is unknown without downloading it; "
+        f"plan with a local model dir, or one of {', '.join(sorted(KNOWN))}"
+    )
 
 
 def measure(fields: dict[str, Any], kind: str = "causal_lm") -> ModelShape:
@@ -77,8 +79,12 @@ def _measure(items: tuple, kind: str) -> ModelShape:
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
     heads = config.num_attention_heads
     return ModelShape(
-        params=params, largest_layer_params=largest, layers=config.num_hidden_layers,
-        hidden=config.hidden_size, heads=heads,
+        params=params,
+        largest_layer_params=largest,
+        layers=config.num_hidden_layers,
+        hidden=config.hidden_size,
+        heads=heads,
         kv_heads=getattr(config, "num_key_value_heads", None) or heads,
         head_dim=getattr(config, "head_dim", None) or config.hidden_size // heads,
-        vocab=config.vocab_size)
+        vocab=config.vocab_size,
+    )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
-from chimed_lit.errors import ConfigError
+from chimed_lit.io.errors import ConfigError
 from chimed_lit.planning.memory import Sharding, StateBytes, state_bytes
 
 
@@ -31,7 +31,7 @@ class StageSetup:
     rollout_tokens: int = 0
     minibatch: int = 0
     dpo_reference: bool = True
-    loss_chunk: int = 0          # causal_lm: `stage.module.loss_chunk` (0: full logits)
+    loss_chunk: int = 0  # causal_lm: `stage.module.loss_chunk` (0: full logits)
 
     @property
     def gpus(self) -> int:
@@ -49,17 +49,24 @@ def _devices(value) -> int:
         return int(value)
     if hasattr(value, "__len__") and not isinstance(value, str):
         return len(value)
-    raise ConfigError(f"trainer.devices={value!r}: planning needs a number of GPUs "
-                      "(e.g. trainer.devices=8)")
+    raise ConfigError(
+        f"trainer.devices={value!r}: planning needs a number of GPUs (e.g. trainer.devices=8)"
+    )
 
 
 def _strategy(cfg: DictConfig) -> tuple[str, Sharding, bool]:
     node = cfg.get("strategy") or {}
     target = str(node.get("_target_", "auto")).rsplit(".", 1)[-1]
     if "deepspeed" in target:
-        return ("deepspeed", Sharding(int(node.get("zero_stage", 2)),
-                                      bool(node.get("offload_optimizer", False)),
-                                      bool(node.get("offload_parameters", False))), True)
+        return (
+            "deepspeed",
+            Sharding(
+                int(node.get("zero_stage", 2)),
+                bool(node.get("offload_optimizer", False)),
+                bool(node.get("offload_parameters", False)),
+            ),
+            True,
+        )
     if "fsdp" in target:
         off = bool(node.get("cpu_offload", False))
         return "fsdp2", Sharding(3, off, off), False
@@ -75,26 +82,40 @@ def stage_setup(cfg: DictConfig) -> StageSetup:
     strategy, sharding, is_ds = _strategy(cfg)
     trainer, data, model = cfg.trainer, cfg.data, cfg.model
     common = dict(
-        stage=name, kind=kind, gpus_per_node=_devices(trainer.get("devices", 1)),
-        nodes=int(trainer.get("num_nodes", 1) or 1), strategy=strategy, sharding=sharding,
-        layout=state_bytes(is_ds, str(trainer.get("precision", "32-true")),
-                           str(model.get("dtype", "float32"))),
+        stage=name,
+        kind=kind,
+        gpus_per_node=_devices(trainer.get("devices", 1)),
+        nodes=int(trainer.get("num_nodes", 1) or 1),
+        strategy=strategy,
+        sharding=sharding,
+        layout=state_bytes(
+            is_ds, str(trainer.get("precision", "32-true")), str(model.get("dtype", "float32"))
+        ),
         checkpointing=bool(model.get("gradient_checkpointing", False)),
         fused_attention=str(model.get("attn_implementation", "sdpa")) != "eager",
-        micro_batch=int(data.batch_size), seq_len=int(data.max_length),
-        accumulate=int(trainer.get("accumulate_grad_batches", 1) or 1))
+        micro_batch=int(data.batch_size),
+        seq_len=int(data.max_length),
+        accumulate=int(trainer.get("accumulate_grad_batches", 1) or 1),
+    )
     module = cfg.stage.get("module") or {}
     if kind == "ppo":
         new = int(module.get("sampling", {}).get("max_new_tokens", 0))
-        return StageSetup(**common, rollout_batch=int(data.batch_size),
-                          rollout_tokens=int(data.max_length) + new,
-                          minibatch=int(module.get("minibatch_size", data.batch_size)))
+        return StageSetup(
+            **common,
+            rollout_batch=int(data.batch_size),
+            rollout_tokens=int(data.max_length) + new,
+            minibatch=int(module.get("minibatch_size", data.batch_size)),
+        )
     if kind == "rejection_sampling":
         rej = cfg.stage.get("rejection") or {}
         new = int(rej.get("sampling", {}).get("max_new_tokens", 0))
-        return StageSetup(**common, rollout_batch=int(data.batch_size) * int(
-            rej.get("samples_per_prompt", 1)), rollout_tokens=int(data.max_length) + new)
+        return StageSetup(
+            **common,
+            rollout_batch=int(data.batch_size) * int(rej.get("samples_per_prompt", 1)),
+            rollout_tokens=int(data.max_length) + new,
+        )
     if kind == "dpo":
-        return StageSetup(**common, dpo_reference=str(module.get("loss_type", "sigmoid"))
-                          not in ("orpo", "simpo"))
+        return StageSetup(
+            **common, dpo_reference=str(module.get("loss_type", "sigmoid")) not in ("orpo", "simpo")
+        )
     return StageSetup(**common, loss_chunk=int(module.get("loss_chunk") or 0))

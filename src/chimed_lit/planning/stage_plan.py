@@ -27,17 +27,17 @@ from chimed_lit.planning.setup import StageSetup
 class Line:
     label: str
     bytes: float
-    phase: str = "persistent"   # persistent | train | rollout
+    phase: str = "persistent"  # persistent | train | rollout
 
 
 @dataclass
 class StagePlan:
     setup: StageSetup
-    models: list[tuple[str, str, ModelShape]]   # (role, trained|frozen, shape)
+    models: list[tuple[str, str, ModelShape]]  # (role, trained|frozen, shape)
     lines: list[Line]
-    phases: dict[str, float]                     # extra bytes per phase
-    trained: dict[str, float] = field(default_factory=dict)   # trained models' states per option
-    frozen: dict[str, float] = field(default_factory=dict)    # frozen models' weights per option
+    phases: dict[str, float]  # extra bytes per phase
+    trained: dict[str, float] = field(default_factory=dict)  # trained models' states per option
+    frozen: dict[str, float] = field(default_factory=dict)  # frozen models' weights per option
     deepspeed: dict[str, float] = field(default_factory=dict)  # DeepSpeed's figure (trained)
     activation_options: dict[str, float] = field(default_factory=dict)
 
@@ -59,11 +59,16 @@ def roles(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> list[tuple[str, 
     if setup.kind == "reward":
         return [("reward model", "trained", rm)]
     if setup.kind == "dpo":
-        return [("policy", "trained", lm)] + ([("reference", "frozen", lm)]
-                                              if setup.dpo_reference else [])
+        return [("policy", "trained", lm)] + (
+            [("reference", "frozen", lm)] if setup.dpo_reference else []
+        )
     if setup.kind == "ppo":
-        return [("actor", "trained", lm), ("critic", "trained", rm),
-                ("reference", "frozen", lm), ("reward", "frozen", rm)]
+        return [
+            ("actor", "trained", lm),
+            ("critic", "trained", rm),
+            ("reference", "frozen", lm),
+            ("reward", "frozen", rm),
+        ]
     if setup.kind == "rejection_sampling":
         return [("policy", "trained", lm), ("reward", "frozen", rm)]
     return [("model", "trained", lm)]
@@ -71,24 +76,35 @@ def roles(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> list[tuple[str, 
 
 def _states(setup: StageSetup, sharding: Sharding, how: str, shape: ModelShape) -> ModelStates:
     if how == "trained":
-        return trained_states(shape.params, shape.largest_layer_params, setup.gpus, sharding,
-                              setup.layout)
-    return frozen_states(shape.params, shape.largest_layer_params, setup.gpus, sharding,
-                         setup.layout.weights)
+        return trained_states(
+            shape.params, shape.largest_layer_params, setup.gpus, sharding, setup.layout
+        )
+    return frozen_states(
+        shape.params, shape.largest_layer_params, setup.gpus, sharding, setup.layout.weights
+    )
 
 
 def _train_activations(setup: StageSetup, lm: ModelShape, rm: ModelShape, ckpt: bool) -> float:
     fused = setup.fused_attention
     if setup.kind == "ppo":  # actor and critic forward/backward on the same minibatch
         s, b = setup.rollout_tokens, setup.minibatch
-        return (activations(lm, s, b, ckpt, fused).total
-                + activations(rm, s, b, ckpt, fused, lm_head=False).total)
+        return (
+            activations(lm, s, b, ckpt, fused).total
+            + activations(rm, s, b, ckpt, fused, lm_head=False).total
+        )
     if setup.kind == "rejection_sampling":
         return activations(lm, setup.rollout_tokens, setup.micro_batch, ckpt, fused).total
     rows = 2 * setup.micro_batch if setup.kind in ("reward", "dpo") else setup.micro_batch
     shape = rm if setup.kind == "reward" else lm
-    return activations(shape, setup.seq_len, rows, ckpt, fused,
-                       lm_head=setup.kind != "reward", loss_chunk=setup.loss_chunk).total
+    return activations(
+        shape,
+        setup.seq_len,
+        rows,
+        ckpt,
+        fused,
+        lm_head=setup.kind != "reward",
+        loss_chunk=setup.loss_chunk,
+    ).total
 
 
 def plan_stage(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> StagePlan:
@@ -98,9 +114,11 @@ def plan_stage(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> StagePlan:
     for role, how, shape in models:
         st = _states(setup, setup.sharding, how, shape)
         if how == "trained":
-            lines += [Line(f"{role}: parameters", st.params),
-                      Line(f"{role}: gradients", st.grads),
-                      Line(f"{role}: optimizer states", st.optimizer)]
+            lines += [
+                Line(f"{role}: parameters", st.params),
+                Line(f"{role}: gradients", st.grads),
+                Line(f"{role}: optimizer states", st.optimizer),
+            ]
         else:
             lines.append(Line(f"{role}: parameters (frozen, inference only)", st.params))
         if st.gather:
@@ -110,10 +128,14 @@ def plan_stage(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> StagePlan:
     lines.append(Line(f"activations (checkpointing {ck})", act, "train"))
     phases = {"train": act}
     if setup.kind in ("ppo", "rejection_sampling"):
-        kv = kv_cache_bytes(lm, setup.rollout_batch, setup.rollout_tokens,
-                            setup.layout.weights)
-        lines.append(Line(f"rollout KV cache ({setup.rollout_batch} x {setup.rollout_tokens} "
-                          "tokens)", kv, "rollout"))
+        kv = kv_cache_bytes(lm, setup.rollout_batch, setup.rollout_tokens, setup.layout.weights)
+        lines.append(
+            Line(
+                f"rollout KV cache ({setup.rollout_batch} x {setup.rollout_tokens} tokens)",
+                kv,
+                "rollout",
+            )
+        )
         rollout = kv
         if setup.sharding.zero_stage == 3:  # the policy gathered whole once per rollout
             held = 0 if setup.sharding.offload_parameters else lm.params / setup.gpus
@@ -123,16 +145,23 @@ def plan_stage(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> StagePlan:
         phases["rollout"] = rollout
     plan = StagePlan(setup, models, lines, phases)
     for option in OPTIONS:
-        plan.trained[option.label] = sum(_states(setup, option, how, s).total
-                                         for _, how, s in models if how == "trained")
-        plan.frozen[option.label] = sum(_states(setup, option, how, s).total
-                                        for _, how, s in models if how == "frozen")
+        plan.trained[option.label] = sum(
+            _states(setup, option, how, s).total for _, how, s in models if how == "trained"
+        )
+        plan.frozen[option.label] = sum(
+            _states(setup, option, how, s).total for _, how, s in models if how == "frozen"
+        )
         trained = [s for _, how, s in models if how == "trained"]
-        ds = [deepspeed_estimate(s.params, s.largest_layer_params, setup.gpus_per_node,
-                                 setup.nodes, option) for s in trained]
+        ds = [
+            deepspeed_estimate(
+                s.params, s.largest_layer_params, setup.gpus_per_node, setup.nodes, option
+            )
+            for s in trained
+        ]
         if setup.strategy == "deepspeed" and ds and all(x is not None for x in ds):
             plan.deepspeed[option.label] = sum(ds)
     plan.activation_options = {
         "checkpointing off": _train_activations(setup, lm, rm, False),
-        "checkpointing on": _train_activations(setup, lm, rm, True)}
+        "checkpointing on": _train_activations(setup, lm, rm, True),
+    }
     return plan

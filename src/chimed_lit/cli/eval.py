@@ -1,0 +1,332 @@
+"""`chimed-lit eval`: evaluate a model, or every stage of a run, with the `chimed_lit.eval` library.
+
+Overrides are checked before Hydra runs and before any model is loaded (`eval_config`); the
+Hydra app over `configs/eval.yaml` then loads each model with plain transformers, runs the
+tasks, writes `<eval.output_dir>/<task>.json` + `.md` (task=all: `<stage>/<task>.json` and one
+comparison table `all.md` / `all.csv`, a row per stage) and prints a short markdown table.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from chimed_lit.cli.eval_config import (
+    BUILTIN_SCALES,
+    DATA_TASKS,
+    MCQ_MODES,
+    SCALE_MODES,
+    as_list,
+    check_eval_overrides,
+    eval_problems,
+    task_files,
+)
+from chimed_lit.eval.api import headline, library_call, make_render
+from chimed_lit.io.errors import CheckpointError, ChimedError, ConfigError
+
+STAGE_ORDER = ("pretrain", "sft", "rlhf", "dpo")  # rows of the comparison table, in this order
+SINGLE_PREFERENCE = ("rlhf", "dpo", "sft", "pretrain")  # model.pretrained=null for one task
+_VALUE_FLAGS = (
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--info",
+    "-i",
+)
+
+
+def eval_command(args: list[str]) -> int:
+    """Run `chimed-lit eval ARGS`; returns the exit code (errors printed without a traceback)."""
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    flags, overrides = _split_args(args)
+    errors: list[ChimedError] = []
+
+    def job(cfg: DictConfig) -> None:
+        try:
+            _job(cfg)
+        except ChimedError as e:
+            errors.append(e)
+
+    saved = sys.argv
+    try:
+        check_eval_overrides(overrides)
+        app = hydra.main(
+            version_base="1.3", config_path="pkg://chimed_lit.configs", config_name="eval"
+        )(job)
+        sys.argv = ["chimed-lit eval", *flags, *overrides]
+        app()
+        if errors:
+            raise errors[0]
+    except ChimedError as e:
+        print(f"chimed-lit: {e}", file=sys.stderr)
+        return e.exit_code
+    finally:
+        sys.argv = saved
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def _split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra flags with their values, key=value overrides)."""
+    flags, overrides, i = [], [], 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("-"):
+            flags.append(a)
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if a in _VALUE_FLAGS and nxt is not None and not nxt.startswith("-") and "=" not in nxt:
+                flags.append(nxt)
+                i += 1
+        else:
+            overrides.append(a)
+        i += 1
+    return flags, overrides
+
+
+def _job(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+    from transformers import set_seed
+
+    with open_dict(cfg):
+        cfg.paths.output_dir = HydraConfig.get().runtime.output_dir
+    problems = eval_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    set_seed(cfg.seed)
+    out = Path(cfg.eval.output_dir)
+    if cfg.task == "all":
+        _run_all(cfg, out)
+        return
+    jobs_for(cfg)  # settles the scale before any model is loaded
+    source, name = _single_source(cfg)
+    model, tok = load_model(source, cfg.model)
+    result = run_job(cfg, cfg.task, model, tok)
+    result["model"] = source
+    path = _write(out, cfg.task, result)
+    from chimed_lit.eval.report import comparison_table
+
+    md, _ = comparison_table({name: headline(cfg.task, result)}, digits=4)
+    print(md + f"\nwrote {path}")
+
+
+# ----- models -----------------------------------------------------------------------------------
+
+
+def stage_models(run_dir: str | Path) -> list[tuple[str, Path]]:
+    """(stage, hf dir) for every `<run_dir>/<stage>/hf` holding a causal LM (reward models, which
+    are sequence classifiers, are left out), pretrain, sft, rlhf, dpo first."""
+    found = []
+    root = Path(run_dir)
+    for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        config = d / "hf" / "config.json"
+        if not config.is_file() or d.name == "reward":
+            continue
+        archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+        if any(a.endswith("ForSequenceClassification") for a in archs):
+            continue
+        found.append((d.name, d / "hf"))
+    rank = {s: i for i, s in enumerate(STAGE_ORDER)}
+    return sorted(found, key=lambda x: (rank.get(x[0], len(rank)), x[0]))
+
+
+def _single_source(cfg: DictConfig) -> tuple[str, str]:
+    if cfg.model.pretrained is not None:
+        src = str(cfg.model.pretrained)
+        return src, Path(src).parent.name if Path(src).name == "hf" else src
+    found = dict(stage_models(cfg.paths.output_dir))
+    for stage in (*SINGLE_PREFERENCE, *found):
+        if stage in found:
+            print(f"chimed-lit: evaluating stage {stage} ({found[stage]})", file=sys.stderr)
+            return str(found[stage]), stage
+    raise CheckpointError(
+        f"no stage with an hf/ model under {cfg.paths.output_dir}; "
+        "set model.pretrained=DIR_OR_HUB_ID or paths.output_dir=<a run dir>"
+    )
+
+
+def _check_model_dir(source: str) -> None:
+    path = Path(source).expanduser()
+    local = source.startswith((".", "/", "~")) or path.exists() or source.strip("/").count("/") > 1
+    if not local:
+        return  # a Hub id
+    if not path.is_dir():
+        raise CheckpointError(
+            f"model.pretrained={source!r}: no such directory; pass a stage's "
+            "hf/ folder (e.g. runs/a/sft/hf) or a Hub id"
+        )
+    if not (path / "config.json").is_file():
+        raise CheckpointError(
+            f"model.pretrained={source!r} has no config.json: not a Hugging "
+            "Face model directory (pass a stage's hf/ folder)"
+        )
+
+
+def load_model(source: str, mcfg: DictConfig) -> tuple[Any, Any]:
+    """(causal LM in eval mode on its device, tokenizer with a pad token) via plain transformers."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _check_model_dir(source)
+    dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(mcfg.dtype, mcfg.dtype)
+    trust = bool(mcfg.trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=getattr(torch, dtype), trust_remote_code=trust
+        )
+    except (OSError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(f"cannot load model.pretrained={source!r}: {first}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token or tok.unk_token
+    device = mcfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval(), tok
+
+
+# ----- running tasks ----------------------------------------------------------------------------
+
+
+def scale_instrument(cfg: DictConfig) -> str:
+    """The scale to run: the task's built-in key, `eval.instrument`, the built-in matching
+    `eval.items_file`'s item count, or demo."""
+    if cfg.task in BUILTIN_SCALES:
+        return cfg.task
+    if cfg.eval.instrument is not None:
+        return str(cfg.eval.instrument)
+    if cfg.eval.items_file is None:
+        return "demo"
+    from chimed_lit.eval.instruments import read_items_file
+
+    n = len(library_call(read_items_file, cfg.eval.items_file))
+    by_count = {40: "cami", 16: "mica"}
+    if n not in by_count:
+        raise ConfigError(
+            f"eval.items_file has {n} items: CAMI has 40, MICA 16; name the scale "
+            "with eval.instrument=cami|mica|<instrument.yaml>"
+        )
+    return by_count[n]
+
+
+def jobs_for(cfg: DictConfig) -> list[str]:
+    """The tasks `cfg` runs per model: the task itself, or (all) each task with data + a scale."""
+    if cfg.task != "all":
+        return [cfg.task]
+    inst = scale_instrument(cfg)
+    return [t for t in DATA_TASKS if task_files(cfg, t)] + [
+        inst if inst in BUILTIN_SCALES else "scale"
+    ]
+
+
+def _fewshot_for(cfg: DictConfig, task: str) -> str | None:
+    f = cfg.eval.fewshot_file
+    if f is None or cfg.eval.k_shot <= 0 or task not in ("ner", "mcq"):
+        return None
+    if cfg.task == "all":
+        from chimed_lit.eval.formats import FORMATS, detect_format
+
+        if FORMATS[library_call(detect_format, f)][0] != task:
+            return None
+    return str(f)
+
+
+def run_job(cfg: DictConfig, task: str, model: Any, tokenizer: Any) -> dict[str, Any]:
+    """One library task (`ner`, `mcq`, `dialogue`, `scale`, `cami`, `mica`) on one model."""
+    from chimed_lit.eval.tasks import run_eval
+
+    e = cfg.eval
+    kw: dict[str, Any] = {
+        "batch_size": e.batch_size,
+        "limit": e.limit,
+        "progress": e.progress,
+        "render": make_render(e.template, tokenizer),
+    }
+    if e.max_new_tokens is not None:
+        kw["max_new_tokens"] = e.max_new_tokens
+    modes = as_list(e.modes)
+    allowed = MCQ_MODES if task == "mcq" else SCALE_MODES if task not in DATA_TASKS else ()
+    if [m for m in modes if m in allowed]:
+        kw["modes"] = [m for m in modes if m in allowed]
+    if task in DATA_TASKS:
+        return library_call(
+            run_eval,
+            task,
+            model,
+            tokenizer,
+            files=task_files(cfg, task),
+            fmt=cfg.data.format,
+            fewshot_file=_fewshot_for(cfg, task),
+            k_shot=e.k_shot,
+            **kw,
+        )
+    inst = scale_instrument(cfg)
+    items = e.items_file if inst in BUILTIN_SCALES else None
+    result = library_call(
+        run_eval, "scale", model, tokenizer, instrument=inst, items_file=items, **kw
+    )
+    result["instrument"] = inst
+    return result
+
+
+def _write(out: Path, task: str, result: dict[str, Any]) -> Path:
+    from chimed_lit.eval.report import write_task_result
+
+    return write_task_result(out, task, result)
+
+
+def _run_all(cfg: DictConfig, out: Path) -> None:
+    from tqdm.auto import tqdm
+
+    from chimed_lit.eval.report import write_comparison
+
+    if cfg.model.pretrained is not None:
+        src = str(cfg.model.pretrained)
+        models = [(Path(src).parent.name if Path(src).name == "hf" else Path(src).name, src)]
+    else:
+        models = [(s, str(p)) for s, p in stage_models(cfg.paths.output_dir)]
+        if not models:
+            raise CheckpointError(
+                f"task=all found no stage with an hf/ model under "
+                f"{cfg.paths.output_dir}; set paths.output_dir=<a run dir> "
+                "or model.pretrained=DIR_OR_HUB_ID"
+            )
+    jobs = jobs_for(cfg)
+    rows: dict[str, dict[str, Any]] = {}
+    bar = tqdm(total=len(models) * len(jobs), disable=not cfg.eval.progress, desc="eval")
+    for stage, source in models:
+        model, tok = load_model(source, cfg.model)
+        rows[stage] = {}
+        for task in jobs:
+            bar.set_postfix_str(f"{stage}/{task}")
+            result = run_job(cfg, task, model, tok)
+            result["model"] = source
+            _write(out / stage, task, result)
+            rows[stage].update(headline(task, result))
+            bar.update()
+        del model
+        _free_memory()
+    bar.close()
+    md_path, csv_path = write_comparison(rows, out, "all", digits=4, row_header="stage")
+    print(md_path.read_text(encoding="utf-8") + f"\nwrote {md_path} and {csv_path}")
+
+
+def _free_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -23,6 +23,7 @@ from typing import Any
 import lightning as L
 
 from chimed_lit.io.errors import ChimedError
+from chimed_lit.plugins import lightning_internals
 
 log = logging.getLogger("chimed_lit")
 
@@ -56,7 +57,7 @@ class PreemptionCheckpoint(L.Callback):
     def _lightning_requeues(trainer: L.Trainer) -> bool:
         from lightning.fabric.plugins.environments import SLURMEnvironment
 
-        env = trainer._accelerator_connector.cluster_environment
+        env = lightning_internals.cluster_environment(trainer)
         return isinstance(env, SLURMEnvironment) and env.auto_requeue
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

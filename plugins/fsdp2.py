@@ -13,9 +13,12 @@ from typing import Any
 import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
 
+from chimed_lit.plugins import lightning_internals
+
 
 class FSDP2Strategy(ModelParallelStrategy):
-    """Pure data-parallel sharding over every rank (no tensor parallelism), gloo on CPU."""
+    """Pure data-parallel sharding over every rank (no tensor parallelism). The process-group
+    backend is Lightning's default for the root device: gloo on CPU, nccl on CUDA."""
 
     def __init__(
         self,
@@ -34,14 +37,8 @@ class FSDP2Strategy(ModelParallelStrategy):
         self.cpu_offload = cpu_offload
 
     def setup_environment(self) -> None:
-        if self._data_parallel_size == "auto":
-            self._data_parallel_size = self.num_processes * self.num_nodes
+        lightning_internals.shard_over_every_rank(self)  # Lightning's "auto" is per node
         super().setup_environment()
-
-    def _get_process_group_backend(self) -> str:
-        return self._process_group_backend or (
-            "nccl" if self.root_device.type == "cuda" else "gloo"
-        )
 
 
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:

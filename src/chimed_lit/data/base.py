@@ -18,6 +18,7 @@ import torch
 from chimed_lit.data.sampler import ResumableDataLoader, ResumableSampler
 from chimed_lit.data.sources import Record, read_source
 from chimed_lit.io.errors import ConfigError, DataError
+from chimed_lit.plugins import lightning_internals
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ class BaseDataModule(L.LightningDataModule):
         return {"max_length": self.max_length}
 
     def _progress(self) -> int:
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return lightning_internals.batches_processed(self.trainer)
 
     def train_dataloader(self) -> ResumableDataLoader:
         t = self.trainer

@@ -63,6 +63,7 @@ from chimed_lit.modules.rollout_rows import (
     response_values,
 )
 from chimed_lit.modules.sharding import ShardedModelHook, gathered
+from chimed_lit.plugins import lightning_internals
 
 FROZEN = ("ref.", "reward_model.")
 
@@ -341,16 +342,13 @@ class PPOModule(ShardedModelHook, L.LightningModule):
     def _before_update(self, optimizer: torch.optim.Optimizer) -> None:
         """Callbacks' `on_before_optimizer_step`, which Lightning calls only when it steps the
         optimizer itself: the non-finite guard checks (and may drop) each update here."""
-        for callback in self.trainer.callbacks:
-            callback.on_before_optimizer_step(self.trainer, self, optimizer)
+        lightning_internals.run_before_optimizer_step_hooks(self.trainer, self, optimizer)
 
     def _count_rollout(self) -> None:
         """Count one rollout as one trainer step. Optimizers are stepped directly (several
         minibatch updates per rollout), so Lightning's manual-optimization step counter, which
         `global_step`, `max_steps` and checkpoint frequency read, is advanced here once."""
-        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-        progress.increment_ready()
-        progress.increment_completed()
+        lightning_internals.count_optimizer_step(self.trainer)
 
     def _maybe_table(self, batch: dict[str, Any], replies: list[dict[str, Any]], raw) -> None:
         if not self.table_every_n_steps or self.global_step % self.table_every_n_steps:

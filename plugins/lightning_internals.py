@@ -1,0 +1,105 @@
+"""Every use of Lightning's private or internal API, in one file: where a Lightning upgrade looks.
+
+No other module of the project reads a private Lightning attribute, calls a private method,
+overrides one, or imports from an internal module: tests/architecture/test_lightning_seam.py
+reads the source tree and fails when one does, and runs each function below in a real Trainer.
+
+"lightning 2.5-2.6" below: run with 2.6.6 (installed) and read unchanged in 2.5.0's source;
+pyproject.toml allows >=2.5,<2.7 (widen it only after that test and tests/scale pass on the new
+version). Each function names the public API that would replace it, should Lightning grow one.
+
+Overrides of public but internal strategy methods, which change what Lightning does:
+- `plugins/deepspeed.py` `ChimedDeepSpeedStrategy`: `setup_environment` and `setup_distributed`
+  on CPU (through `deepspeed_setup_environment_on_cpu` and `deepspeed_setup_distributed_on_cpu`
+  below), `root_device` (`cpu:0` on CPU: DeepSpeed reads the device index), `init_deepspeed`
+  (to write the JSON DeepSpeed ran with; it calls Lightning's first).
+- `plugins/fsdp2.py` `FSDP2Strategy`: `setup_environment` (through `shard_over_every_rank`).
+Designed away: the process-group backend (gloo on CPU, nccl on CUDA) is Lightning's default for
+the root device, so neither strategy overrides `_get_process_group_backend` any more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+
+
+def batches_processed(trainer: L.Trainer) -> int:
+    """Training batches finished in the current pass over the data (the resumable loader's
+    position; saved in checkpoints and restored by Lightning).
+
+    Reads `trainer.fit_loop.epoch_loop.batch_progress.current.processed` (internal loop state;
+    lightning 2.5-2.6). Public near-equivalent: `batch_idx + 1` inside `on_train_batch_end`; there
+    is no public counter that is right at every moment a checkpoint can be written."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+
+def count_optimizer_step(trainer: L.Trainer) -> None:
+    """Count one trainer step under manual optimization, for a module that steps its raw
+    optimizers itself, possibly many times per step (PPO: one rollout is one step).
+
+    `trainer.global_step`, `max_steps` and checkpoint frequency read this counter
+    (`fit_loop.epoch_loop.manual_optimization.optim_step_progress`; lightning 2.5-2.6). Public
+    replacement: `LightningOptimizer.step()` (from `self.optimizers()`) counts every call as a
+    step, so it fits only a module with one optimizer update per trainer step."""
+    progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+    progress.increment_ready()
+    progress.increment_completed()
+
+
+def run_before_optimizer_step_hooks(
+    trainer: L.Trainer, module: L.LightningModule, optimizer: torch.optim.Optimizer
+) -> None:
+    """Call every callback's `on_before_optimizer_step`, as Lightning does before it steps an
+    optimizer itself (the non-finite guard checks, and may drop, an update there).
+
+    Mirrors `Precision._after_closure` (lightning 2.5-2.6), minus the module's own hook and the
+    gradient clipping, which our modules do not use under manual optimization. Public
+    replacement: `LightningOptimizer.step()`, which runs these hooks but also counts a step
+    (see `count_optimizer_step`)."""
+    for callback in trainer.callbacks:
+        callback.on_before_optimizer_step(trainer, module, optimizer)
+
+
+def cluster_environment(trainer: L.Trainer) -> Any:
+    """The cluster environment Lightning detected (SLURM, torchelastic, local...), for every
+    strategy, single-device ones included.
+
+    Reads `trainer._accelerator_connector.cluster_environment` (lightning 2.5-2.6), which is what
+    Lightning's own signal handling reads. Public near-equivalent:
+    `trainer.strategy.cluster_environment`, which only parallel strategies have."""
+    return trainer._accelerator_connector.cluster_environment
+
+
+def deepspeed_setup_environment_on_cpu(strategy: Any) -> None:
+    """`DeepSpeedStrategy.setup_environment` without its "only supported on CUDA GPUs" check:
+    the DDP setup it runs after that check (lightning 2.5-2.6). No public replacement:
+    Lightning's DeepSpeed strategy is CUDA-only."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    DDPStrategy.setup_environment(strategy)
+
+
+def deepspeed_setup_distributed_on_cpu(strategy: Any) -> None:
+    """`DeepSpeedStrategy.setup_distributed` without its GPU device-index validation: reset the
+    seed, set world ranks, start DeepSpeed's process group (`_init_deepspeed_distributed`;
+    lightning 2.5-2.6). No public replacement: Lightning's DeepSpeed strategy is CUDA-only."""
+    from lightning.fabric.utilities.seed import reset_seed
+
+    reset_seed()
+    strategy.set_world_ranks()
+    strategy._init_deepspeed_distributed()
+
+
+def shard_over_every_rank(strategy: Any) -> None:
+    """Make `ModelParallelStrategy(data_parallel_size="auto")` shard data-parallel over every
+    process, not over nodes only (Lightning's "auto" is one data-parallel group per node, the
+    rest tensor-parallel). Call before Lightning's `setup_environment`.
+
+    Sets the private `_data_parallel_size` (lightning 2.5-2.6), because the world size is known
+    only once the Trainer has set up the strategy. Public replacement: an explicit
+    `data_parallel_size=<world size>` at construction, when the caller knows the world size."""
+    if strategy._data_parallel_size == "auto":
+        strategy._data_parallel_size = strategy.num_processes * strategy.num_nodes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from chimed_lit.eval.api import make_render
 from chimed_lit.eval.lm import (
     choice_logprobs,
     continuation_logprobs,
@@ -12,7 +13,7 @@ from chimed_lit.eval.lm import (
     generate,
     split_continuation,
 )
-from chimed_lit.eval.prompts import chat_template_render, chimed_render
+from chimed_lit.io.errors import ConfigError
 
 PROMPTS = [
     "[human]:感冒了怎么办？\n[bot]:",
@@ -39,6 +40,25 @@ def test_greedy_generation_matches_hf_generate(tiny_lm) -> None:
     other = copy.deepcopy(model)
     other.__class__ = type("RemoteLM", (type(model),), {"__module__": "transformers_modules.x"})
     assert generate(other, tok, PROMPTS, max_new_tokens=12, batch_size=3, stops=()) == lean
+
+
+def test_generation_is_the_inference_path(tiny_lm) -> None:
+    """Eval's replies are `inference.generation.generate`'s for the prompts training renders:
+    the rendered text encodes to `render_prompts`' ids, and the greedy replies agree."""
+    from chimed_lit.inference.generation import Sampling, render_prompts
+    from chimed_lit.inference.generation import generate as generate_ids
+
+    model, tok = tiny_lm
+    conversations = [
+        [{"role": "user", "content": "感冒了怎么办？"}],
+        [{"role": "user", "content": "高血压"}, {"role": "user", "content": "需要吃药吗？"}],
+    ]
+    render = make_render("chimed", tok)
+    ours = generate(model, tok, [render(c) for c in conversations], max_new_tokens=12, stops=())
+    ids = render_prompts(tok, conversations, "chimed")
+    theirs = generate_ids(model, tok, ids, Sampling(max_new_tokens=12, do_sample=False))
+    assert ours == [r["text"].strip() for r in theirs]
+    assert any(ours)
 
 
 def test_choice_fast_path_matches_full_scoring(tiny_lm) -> None:
@@ -88,14 +108,23 @@ def test_stops_and_renders(tiny_lm) -> None:
         {"role": "assistant", "content": "答1"},
         {"role": "user", "content": "问2"},
     ]
-    assert chimed_render(msgs) == "[human]:问1\n[bot]:答1</s>[human]:问2\n[bot]:"
-    assert chimed_render(msgs[:1]) == "[human]:问1\n[bot]:"
     _, tok = tiny_lm
+    chimed = make_render("chimed", tok)
+    assert chimed(msgs) == "[human]:问1\n[bot]:答1</s>[human]:问2\n[bot]:"
+    assert chimed(msgs[:1]) == "[human]:问1\n[bot]:"
+    # two user turns in a row keep their own headers, as training renders them (the old eval
+    # renderer merged them into `[human]:问1\n问2\n[bot]:`)
+    assert chimed([msgs[0], msgs[2]]) == "[human]:问1\n[human]:问2\n[bot]:"
+    assert make_render("ziya", tok)(msgs[:1]) == "<human>:问1\n<bot>:"
+    with pytest.raises(ConfigError, match="eval.template=tokenizer"):
+        make_render("tokenizer", tok)  # this tokenizer has no chat template
+    with pytest.raises(ConfigError, match="eval.template='llama'"):
+        make_render("llama", tok)
     tok.chat_template = (
         "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
         "{% if add_generation_prompt %}<assistant>{% endif %}"
     )
     try:
-        assert chat_template_render(tok)(msgs[:1]) == "<user>问1<assistant>"
+        assert make_render("tokenizer", tok)(msgs[:1]) == "<user>问1<assistant>"
     finally:
         tok.chat_template = None

@@ -46,7 +46,10 @@ def tiny(tmp_path_factory):
 
 def test_warp_by_hand():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    kept = lambda out: torch.isfinite(out)[0].tolist()  # noqa: E731
+
+    def kept(out: torch.Tensor) -> list[bool]:
+        return torch.isfinite(out)[0].tolist()
+
     assert kept(decoding.warp(logits, 1.0, 2, 1.0)) == [True, True, False, False]
     # top-p keeps a token while the mass ranked above it is below p: 0, 0.5, 0.8, 0.95
     assert kept(decoding.warp(logits, 1.0, 0, 0.7)) == [True, True, False, False]
@@ -119,6 +122,27 @@ def test_greedy_tokens_and_eos_padding_match_hf_generate(tiny):
     row = new[1].tolist()
     assert row[row.index(eos) + 1 :] == [tok.pad_token_id] * (len(row) - row.index(eos) - 1)
     assert logps.shape == new.shape and (logps <= 0).all()
+
+
+def test_pad_rows_both_sides():
+    from chimed_lit.inference.batching import pad_rows
+
+    ids, mask = pad_rows([[5, 6, 7], [8]], pad=0, left=True)
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    ids, mask = pad_rows([[5, 6, 7], [8]], pad=0, left=False)
+    assert ids.tolist() == [[5, 6, 7], [8, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_a_tokenizer_without_pad_pads_with_eos(tiny):
+    """Evaluation loads tokenizers as they come, some without a pad token: padding falls back
+    to EOS (masked out, so the replies are those of a tokenizer that has one)."""
+    model, tok, prompts = tiny
+    bare = copy.deepcopy(tok)
+    bare.pad_token = None
+    assert bare.pad_token_id is None
+    greedy = Sampling(max_new_tokens=6, do_sample=False)
+    want = [r["ids"] for r in generate(model, tok, prompts, greedy)]
+    assert [r["ids"] for r in generate(model, bare, prompts, greedy)] == want
 
 
 def test_sampled_logps_match_a_full_forward_with_truncation(tiny):

@@ -1,4 +1,5 @@
-"""The one place a conversation becomes token ids, for training and for inference alike.
+"""The one place a conversation becomes text and token ids: training (SFT, preference, PPO and
+rejection-sampling prompts), generation and chat, and evaluation all render through here.
 
 Templates: `chimed` and `ziya` (the Jinja strings of `chimed_lit.chat.templates`) or `tokenizer`
 (the tokenizer's own `chat_template`, e.g. ChatML or Llama-3). Rendering goes through
@@ -19,10 +20,16 @@ across the end of `[bot]:` and the start of the answer) counts as a target: ever
 character is learned; transformers' own `{% generation %}` masks use the same overlap rule.
 Prefix rendering assumes a template renders earlier turns the same whatever follows; that is
 checked, and a template that rewrites history (e.g. dropping old reasoning) is refused.
+
+The prompt a model answers is that same head: `prompt_text(context)` is
+`render(context, add_generation_prompt=True)`, the text training puts before the reply to
+`context`; generation (`render_prompt`) and evaluation (`prompt_renderer`) use it, so all three
+agree on every shape (consecutive same-role turns, a system message, empty content).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +37,9 @@ from chimed_lit.chat.templates import TEMPLATES
 from chimed_lit.io.errors import ConfigError
 
 TEMPLATE_CHOICES = (*TEMPLATES, "tokenizer")
+
+Message = dict[str, str]
+Render = Callable[[Sequence[Message]], str]
 
 
 @dataclass(frozen=True)
@@ -47,19 +57,20 @@ class Rendered:
         return [k >= 0 for k in self.turn_ids]
 
 
-def resolve_template(tokenizer: Any, template: str = "chimed") -> str:
-    """The Jinja string for `template` (`chimed`, `ziya` or `tokenizer`)."""
+def resolve_template(tokenizer: Any, template: str = "chimed", key: str = "data.template") -> str:
+    """The Jinja string for `template` (`chimed`, `ziya` or `tokenizer`); `key` names the
+    setting that chose it in the error a bad choice raises."""
     if template in TEMPLATES:
         return TEMPLATES[template]
     if template == "tokenizer":
         own = getattr(tokenizer, "chat_template", None)
         if not own:
             raise ConfigError(
-                "data.template=tokenizer but the tokenizer has no chat_template; use chimed or ziya"
+                f"{key}=tokenizer but the tokenizer has no chat_template; use {key}=chimed or ziya"
             )
         return own
     raise ConfigError(
-        f"unknown chat template {template!r}; choose one of {', '.join(TEMPLATE_CHOICES)}"
+        f"{key}={template!r}: unknown chat template; choose one of {', '.join(TEMPLATE_CHOICES)}"
     )
 
 
@@ -114,22 +125,34 @@ def render_tokens(
     return Rendered(ids, turn_ids, turn_ends)
 
 
+def prompt_text(tokenizer: Any, context: Sequence[Message], template: str = "chimed") -> str:
+    """What the model reads before its reply to `context`, e.g. `...[human]:q\\n[bot]:`: the
+    text training renders before an assistant turn that follows `context` (every turn of
+    `context` kept as it is, a trailing assistant turn included)."""
+    return render_text(tokenizer, list(context), template, add_generation_prompt=True)
+
+
 def render_prompt(
-    tokenizer: Any, messages: list[dict[str, str]], template: str = "chimed"
+    tokenizer: Any, messages: Sequence[Message], template: str = "chimed"
 ) -> list[int]:
-    """Inference input: the conversation before its last assistant turn (dropped if present,
-    e.g. a reference answer) plus the generation prompt, e.g. `...[human]:q\\n[bot]:`."""
+    """Inference input ids: `prompt_text` of the conversation before its last assistant turn
+    (dropped if present, e.g. a reference answer), tokenized as `apply_chat_template` does."""
+    messages = list(messages)
     if messages and messages[-1]["role"] == "assistant":
         messages = messages[:-1]
-    return list(
-        tokenizer.apply_chat_template(
-            messages,
-            chat_template=resolve_template(tokenizer, template),
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=False,
-        )
-    )
+    text = prompt_text(tokenizer, messages, template)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def prompt_renderer(tokenizer: Any, template: str = "chimed", key: str = "data.template") -> Render:
+    """`context -> prompt_text(context)` for one tokenizer and template, checked now (a bad
+    `template` raises a `ConfigError` naming `key` before anything runs)."""
+    resolve_template(tokenizer, template, key)
+
+    def render(context: Sequence[Message]) -> str:
+        return prompt_text(tokenizer, context, template)
+
+    return render
 
 
 def _assistant_spans(
@@ -142,7 +165,7 @@ def _assistant_spans(
             continue
         if i == 0:
             raise ValueError("an assistant turn needs a turn before it to be rendered as a reply")
-        head = render_text(tokenizer, messages[:i], template, add_generation_prompt=True)
+        head = prompt_text(tokenizer, messages[:i], template)
         block = render_text(tokenizer, messages[: i + 1], template)
         if not (block.startswith(head) and full.startswith(block)):
             raise ConfigError(

@@ -3,7 +3,7 @@
 Knobs (besides the base's):
 - `format`: auto|alpaca|sharegpt|messages|dialogue|history|qa_csv (see `conversation.py`);
   `question_field` / `answer_field` / `title_field`: the columns of a `qa_csv` table.
-- `template`: chimed|ziya|tokenizer (see `rendering.py`); inference must render with the same.
+- `template`: chimed|ziya|tokenizer (see `chat/render.py`, which generation and eval render with too).
 - `train_on`: `all_assistant` (every assistant turn is a target) or `last_assistant`.
 - `max_length`: longest example in tokens; `pack`: pack examples into `max_length` blocks.
 - `max_dropped_fraction`: the most examples (per split) that may be lost because nothing to

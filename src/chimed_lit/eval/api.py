@@ -4,38 +4,18 @@ headline numbers. Nothing here knows about the command line."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from chimed_lit.io.errors import ConfigError, DataError
+from chimed_lit.chat.render import Render, prompt_renderer
+from chimed_lit.io.errors import DataError
 
 
-def make_render(template: str, tokenizer: Any) -> Callable[[Sequence[dict[str, str]]], str]:
-    """Prompt rendering: `chimed` ([human]:/[bot]:), `ziya` (<human>:/<bot>:) or `tokenizer`."""
-    from chimed_lit.eval.prompts import chat_template_render, chimed_render
-
-    if template == "chimed":
-        return chimed_render
-    if template == "ziya":
-        from chimed_lit.chat.templates import ZIYA_TEMPLATE
-
-        def ziya(messages: Sequence[dict[str, str]]) -> str:
-            return tokenizer.apply_chat_template(
-                list(messages),
-                chat_template=ZIYA_TEMPLATE,
-                tokenize=False,
-                add_generation_prompt=True,
-            )
-
-        return ziya
-    if template == "tokenizer":
-        if not getattr(tokenizer, "chat_template", None):
-            raise ConfigError(
-                "eval.template=tokenizer: this tokenizer has no chat_template; "
-                "use eval.template=chimed or ziya"
-            )
-        return chat_template_render(tokenizer)
-    raise ConfigError(f"eval.template={template!r}: expected chimed, ziya or tokenizer")
+def make_render(template: str, tokenizer: Any) -> Render:
+    """Prompt rendering for `eval.template`: `chimed` ([human]:/[bot]:), `ziya` (<human>:/<bot>:)
+    or `tokenizer` (its own chat template), by the renderer training uses
+    (`chat.render.prompt_text`), so a model is evaluated on the prompts it was trained on."""
+    return prompt_renderer(tokenizer, template, key="eval.template")
 
 
 def library_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

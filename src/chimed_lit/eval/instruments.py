@@ -69,7 +69,7 @@ def load_instrument(path: str | Path) -> Instrument:
     with `text`, `subscale` and `direction` (forward | reverse)."""
     path = Path(path)
     try:
-        data = yaml.load(read_text(path), Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(read_text(path), Loader=_LineLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         raise EvalDataError(

@@ -1,39 +1,30 @@
-"""Batched model calls for evaluation: greedy generation and continuation log-likelihoods.
+"""Evaluation's model calls: greedy generation cut at stop strings, and log-likelihoods of
+continuations and of choices.
 
-Works with any HF causal LM and tokenizer. Generation LEFT-pads so every prompt ends at the
-same position (the new tokens of a batch then start together); scoring RIGHT-pads and reads
-log-probabilities at each sequence's own positions. Prompts longer than the model's window
-lose their beginning, never their end (the end holds the question). All under no_grad.
+Works with any HF causal LM and tokenizer. Generation goes through `inference.generation`, the
+path every command generates with (left padding, the lean decoding loop or HF `generate`);
+what is eval's own is the text in and out: prompts are encoded from the rendered text and
+replies cut at the first stop string. Scoring RIGHT-pads and reads log-probabilities at each
+sequence's own positions. Prompts longer than the model's window lose their beginning, never
+their end (the end holds the question). All under no_grad.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from chimed_lit.inference import decoding
-
-T = TypeVar("T")
-
-
-def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for i in range(0, len(items), max(1, size)):
-        yield items[i : i + size]
+from chimed_lit.inference.batching import batched, pad_id, pad_rows
+from chimed_lit.inference.generation import Sampling
+from chimed_lit.inference.generation import generate as generate_ids
 
 
 def _progress(total: int, enabled: bool, desc: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, disable=not enabled, desc=desc, leave=False)
-
-
-def pad_id(tokenizer: Any) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0
 
 
 def max_context(model: Any, default: int = 2048) -> int:
@@ -48,20 +39,6 @@ def encode(tokenizer: Any, text: str, add_special_tokens: bool = True) -> list[i
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
 
-def _stack(rows: Sequence[list[int]], pad: int, left: bool, device: torch.device):
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if left:
-            ids[i, width - len(row) :] = torch.tensor(row)
-            mask[i, width - len(row) :] = 1
-        else:
-            ids[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = 1
-    return ids.to(device), mask.to(device)
-
-
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
     cut = len(text)
     for stop in stops:
@@ -71,7 +48,6 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
     return text[:cut].strip()
 
 
-@torch.no_grad()
 def generate(
     model: Any,
     tokenizer: Any,
@@ -84,28 +60,16 @@ def generate(
     progress: bool = False,
     desc: str = "generate",
 ) -> list[str]:
-    """Greedy continuations of each prompt, decoded and cut at the first stop string."""
+    """Greedy continuations of each rendered prompt, `batch_size` at a time through
+    `inference.generation.generate`, decoded and cut at the first stop string."""
     limit = max_prompt_tokens or max(8, max_context(model) - max_new_tokens)
-    pad = pad_id(tokenizer)
-    eos = tokenizer.eos_token_id
-    device = _device(model)
+    greedy = Sampling(max_new_tokens=max_new_tokens, do_sample=False)
     outputs: list[str] = []
     bar = _progress(len(prompts), progress, desc)
     for chunk in batched(prompts, batch_size):
         rows = [encode(tokenizer, p)[-limit:] for p in chunk]
-        ids, mask = _stack(rows, pad, left=True, device=device)
-        new, _ = decoding.new_tokens(
-            model,
-            ids,
-            mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=eos,
-            pad_token_id=pad,
-        )
-        for row in new:
-            text = tokenizer.decode(row.tolist(), skip_special_tokens=True)
-            outputs.append(cut_at_stop(text, stops))
+        for reply in generate_ids(model, tokenizer, rows, greedy):
+            outputs.append(cut_at_stop(reply["text"], stops))
         bar.update(len(chunk))
     bar.close()
     return outputs
@@ -152,7 +116,7 @@ def continuation_logprobs(
     bar = _progress(len(pairs), progress, desc)
     for chunk in batched(pairs, batch_size):
         rows = [c + x for c, x in chunk]
-        ids, mask = _stack(rows, pad, left=False, device=device)
+        ids, mask = pad_rows(rows, pad, left=False, device=device)
         logits = model(input_ids=ids, attention_mask=mask).logits
         for i, (c, x) in enumerate(chunk):
             # only the continuation's positions: a full-vocabulary softmax over the whole
@@ -211,7 +175,7 @@ def choice_logprobs(
     bar = _progress(len(prompts), progress, desc)
     rows_all = [(row[0][0][-limit:], [x[0] for _, x in row]) for row in splits]
     for chunk in batched(rows_all, batch_size):
-        ids, mask = _stack([c for c, _ in chunk], pad, left=False, device=device)
+        ids, mask = pad_rows([c for c, _ in chunk], pad, left=False, device=device)
         logits = model(input_ids=ids, attention_mask=mask).logits
         last = mask.sum(1) - 1
         logp = torch.log_softmax(logits[torch.arange(len(chunk), device=device), last].float(), -1)

@@ -1,59 +1,18 @@
-"""Prompt text for every task and the default ChiMed-GPT chat rendering.
+"""Prompt text for every task, as chat messages.
 
-A prompt is a list of chat messages ({"role", "content"}); a `render(messages) -> str`
-callable turns it into model input ending with the generation prompt. The default is the
-ChiMed-GPT / Ziya format, `[human]:{q}\\n[bot]:{a}</s>` turn after turn, ending with
-`[bot]:`. `chat_template_render(tokenizer)` uses a tokenizer's own chat template instead.
-Few-shot exemplars are earlier turns of the same conversation.
+A prompt is a list of chat messages ({"role", "content"}); a `Render` (`messages -> str`, made
+by `eval.api.make_render` from `chimed_lit.chat.render`, the renderer training uses) turns it
+into model input ending with the generation prompt, e.g. `[human]:{q}\\n[bot]:`. Few-shot
+exemplars are earlier turns of the same conversation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+
+from chimed_lit.chat.render import Message
 
 from .records import DialogueExample, MCQExample, NERExample
-
-Message = dict[str, str]
-Render = Callable[[Sequence[Message]], str]
-
-
-def chimed_render(messages: Sequence[Message]) -> str:
-    """`[human]:q1\\n[bot]:a1</s>[human]:q2\\n[bot]:` (consecutive same-role turns are
-    joined by a newline; a system message is prepended as plain text)."""
-    parts: list[str] = []
-    merged: list[list[str]] = []
-    for m in messages:
-        role = m["role"]
-        if role == "system":
-            parts.append(m["content"].strip() + "\n")
-            continue
-        if merged and merged[-1][0] == role:
-            merged[-1][1] += "\n" + m["content"]
-        else:
-            merged.append([role, m["content"]])
-    for role, content in merged:
-        if role == "user":
-            parts.append(f"[human]:{content}\n[bot]:")
-        else:
-            if not parts or not parts[-1].endswith("[bot]:"):
-                parts.append("[bot]:")
-            parts.append(f"{content}</s>")
-    if not parts or not parts[-1].endswith("[bot]:"):
-        parts.append("[bot]:")
-    return "".join(parts)
-
-
-def chat_template_render(tokenizer: Any) -> Render:
-    """Render with the tokenizer's chat template and its generation prompt."""
-
-    def render(messages: Sequence[Message]) -> str:
-        return tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=True
-        )
-
-    return render
-
 
 # --- NER -------------------------------------------------------------------------------
 

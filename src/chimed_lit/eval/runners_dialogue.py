@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from chimed_lit.chat.render import Render, prompt_renderer
+
 from .lm import generate
 from .metrics_dialogue import dialogue_metrics
 from .ngram_metrics import Smoothing
-from .prompts import Render, chimed_render, dialogue_messages
+from .prompts import dialogue_messages
 from .records import DialogueExample
 
 
@@ -17,7 +19,7 @@ def run_dialogue(
     tokenizer: Any,
     examples: Sequence[DialogueExample],
     *,
-    render: Render = chimed_render,
+    render: Render | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 256,
     max_history_turns: int | None = None,
@@ -28,6 +30,7 @@ def run_dialogue(
 ) -> dict[str, Any]:
     """Returns {"task": "dialogue", "metrics": dialogue_metrics(...), "predictions": [...]}."""
     examples = list(examples)[: limit if limit is not None else None]
+    render = render or prompt_renderer(tokenizer, "chimed")  # the training renderer
     prompts = [render(dialogue_messages(ex, max_history_turns)) for ex in examples]
     outputs = generate(
         model,

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from chimed_lit.chat.render import Render, prompt_renderer
+
 from .lm import choice_logprobs, continuation_logprobs, generate
 from .metrics_mcq import mcq_accuracy
 from .parsing import parse_choice_letters
-from .prompts import Render, chimed_render, mcq_messages
+from .prompts import mcq_messages
 from .records import MCQExample
 
 MODES = ("letter", "option_text", "generate")
@@ -44,7 +46,7 @@ def run_mcq(
     modes: Sequence[str] = MODES,
     fewshot: Sequence[MCQExample] = (),
     k_shot: int = 0,
-    render: Render = chimed_render,
+    render: Render | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 16,
     limit: int | None = None,
@@ -55,6 +57,7 @@ def run_mcq(
     if unknown:
         raise ValueError(f"unknown MCQ modes {sorted(unknown)}; choose from {MODES}")
     examples = list(examples)[: limit if limit is not None else None]
+    render = render or prompt_renderer(tokenizer, "chimed")  # the training renderer
     prompts = [render(mcq_messages(ex, pick_shots(ex, fewshot, k_shot))) for ex in examples]
     preds: list[dict[str, Any]] = [
         {"line": ex.source_line, "subject": ex.subject, "gold": "".join(sorted(ex.answers))}

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chimed_lit.chat.render import Render, prompt_renderer
+
 from .lm import generate
 from .metrics_ner import ner_scores
 from .parsing import parse_entity_lines
-from .prompts import CMEEE_TYPE_NAMES, Render, chimed_render, ner_messages
+from .prompts import CMEEE_TYPE_NAMES, ner_messages
 from .records import NERExample
 
 
@@ -26,7 +28,7 @@ def run_ner(
     k_shot: int = 0,
     types: Sequence[str] | None = None,
     type_names: Mapping[str, str] | None = None,
-    render: Render = chimed_render,
+    render: Render | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 256,
     limit: int | None = None,
@@ -47,6 +49,7 @@ def run_ner(
     code_to_name = {c: names.get(c, c) for c in codes}
     reverse = {**{c: c for c in codes}, **{n: c for c, n in code_to_name.items()}}
     display = [code_to_name[c] for c in codes]
+    render = render or prompt_renderer(tokenizer, "chimed")  # the training renderer
     prompts = [render(ner_messages(ex, display, code_to_name, shots)) for ex in examples]
     outputs = generate(
         model,

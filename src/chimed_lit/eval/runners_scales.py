@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from chimed_lit.chat.render import Render, prompt_renderer
+
 from .instruments import Instrument
 from .lm import choice_logprobs, generate
 from .parsing import parse_scale_answer
-from .prompts import SCALE_LABELS, Render, chimed_render, scale_question
+from .prompts import SCALE_LABELS, scale_question
 from .scales import Order, Presentation, score_answers, shown_options
 
 SCALE_MODES = ("logprob", "generate")
@@ -32,7 +34,7 @@ def run_scale(
     instrument: Instrument,
     *,
     modes: Sequence[str] = SCALE_MODES,
-    render: Render = chimed_render,
+    render: Render | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 16,
     degenerate_threshold: float = 0.75,
@@ -47,6 +49,7 @@ def run_scale(
     k = inst.n_options
     labels = list(SCALE_LABELS[:k])
     jobs = [(item, order) for item in inst.items for order in ORDERS]
+    render = render or prompt_renderer(tokenizer, "chimed")  # the training renderer
     prompts = [
         render([{"role": "user", "content": scale_question(item.text, shown_options(inst, order))}])
         for item, order in jobs

@@ -1,8 +1,8 @@
 """Inference on any HF-format model dir: loading, prompt rendering and batched generation.
 
 Prompts are rendered by the same function training used (`chat/render.py`), so a model sees
-at inference exactly the template it was trained on. Used by `chimed-lit generate`, `chat`,
-PPO rollouts and rejection sampling.
+at inference exactly the template it was trained on. `generate` is the one generation path:
+`chimed-lit generate`, `chat`, PPO rollouts, rejection sampling and evaluation all call it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any
 
 import torch
 
-from chimed_lit.chat.render import render_prompt
+from chimed_lit.chat.render import render_prompt, resolve_template
 from chimed_lit.inference import decoding
+from chimed_lit.inference.batching import pad_id, pad_rows
 from chimed_lit.io.errors import CheckpointError
 
 
@@ -76,18 +77,12 @@ def generate(
     `with_logps`: each result also has `logps`, the log-probability of each response token
     (and of the EOS when finished) under the sampling distribution (logits / temperature), read
     from the logits generation computed anyway, so PPO needs no second forward for them."""
-    pad = tokenizer.pad_token_id
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p) :] = torch.tensor(p)
-        mask[i, width - len(p) :] = 1
-    device = next(model.parameters()).device
+    pad = pad_id(tokenizer)
+    ids, mask = pad_rows(prompts, pad, left=True, device=next(model.parameters()).device)
     new, logps = decoding.new_tokens(
         model,
-        ids.to(device),
-        mask.to(device),
+        ids,
+        mask,
         **asdict(sampling),
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=pad,
@@ -111,6 +106,8 @@ def generate(
 
 
 def render_prompts(
-    tokenizer, conversations: list[list[dict[str, str]]], template: str
+    tokenizer, conversations: list[list[dict[str, str]]], template: str, key: str = "template"
 ) -> list[list[int]]:
+    """`render_prompt` of each conversation; a bad `template` is reported as `key=...`."""
+    resolve_template(tokenizer, template, key)
     return [render_prompt(tokenizer, msgs, template) for msgs in conversations]

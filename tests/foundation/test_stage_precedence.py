@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from chimed_lit.cli.main import _route_stage_prefixes
-from chimed_lit.run.pipeline import compose_stage
+from chimed_lit.cli.argv import routed_texts
+from chimed_lit.run.compose import compose_stage
 
 
 def test_recipe_stage_values_reach_the_target_and_the_command_line_beats_them(hydra_ctx, tmp_path):
-    args = _route_stage_prefixes(
+    args = routed_texts(
         ["stage=sft", "experiment=chimed_gpt_13b", "optimizer.lr=0.7", "pretrain.optimizer.lr=0.3"]
     )
     target = compose_stage("sft", args, str(tmp_path), own=True)
@@ -21,7 +21,7 @@ def test_recipe_stage_values_reach_the_target_and_the_command_line_beats_them(hy
 def test_a_stage_prefixed_run_wide_key_beats_the_run_wide_one_for_that_stage_only(
     hydra_ctx, tmp_path
 ):
-    args = _route_stage_prefixes(["stage=rlhf", "strategy=deepspeed_zero2", "rlhf.strategy=ddp"])
+    args = routed_texts(["stage=rlhf", "strategy=deepspeed_zero2", "rlhf.strategy=ddp"])
     rlhf = compose_stage("rlhf", args, str(tmp_path), own=True)
     sft = compose_stage("sft", args, str(tmp_path))
     assert rlhf.strategy._target_.endswith("strategies.ddp")

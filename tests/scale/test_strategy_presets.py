@@ -71,12 +71,40 @@ def test_deepspeed_json_follows_trainer_and_data(preset, stage, opt, par):
     assert ds["zero_allow_untested_optimizer"] is True
 
 
-def test_zero_config_refuses_parameter_offload_below_stage_3():
-    from chimed_lit.plugins.deepspeed import zero_config
+def test_zero_config_problems_words_each_impossible_choice_for_the_config_keys():
+    from chimed_lit.plugins.deepspeed import zero_config_problems
 
-    with pytest.raises(ValueError, match="offload_parameters needs zero_stage=3"):
-        zero_config(2, offload_parameters=True)
-    with pytest.raises(ValueError, match="zero_stage must be 1, 2 or 3"):
+    for stage in (1, 2, 3):
+        assert zero_config_problems(stage, False, False) == []
+        assert zero_config_problems(stage, False, True) == []  # optimizer offload: any stage
+    assert zero_config_problems(3, True, True) == []
+    assert zero_config_problems(4, False, False) == [
+        "strategy.zero_stage=4: DeepSpeed ZeRO stages are 1, 2 and 3"
+    ]
+    assert zero_config_problems(None, True, False) == [
+        "strategy.zero_stage=None: DeepSpeed ZeRO stages are 1, 2 and 3"
+    ]
+    assert zero_config_problems(2, True, False) == [
+        (
+            "strategy.offload_parameters=true needs strategy.zero_stage=3 "
+            "(use strategy=deepspeed_zero3_offload)"
+        )
+    ]
+
+
+def test_the_strategy_builder_refuses_an_impossible_zero_choice_with_those_words():
+    from chimed_lit.io.errors import ConfigError
+    from chimed_lit.plugins.deepspeed import deepspeed, zero_config
+
+    with pytest.raises(ConfigError) as e:
+        deepspeed({}, zero_stage=2, offload_parameters=True)
+    assert e.value.problems == [
+        (
+            "strategy.offload_parameters=true needs strategy.zero_stage=3 "
+            "(use strategy=deepspeed_zero3_offload)"
+        )
+    ]
+    with pytest.raises(ConfigError, match="strategy.zero_stage=4: DeepSpeed ZeRO stages"):
         zero_config(4)
 
 
@@ -124,9 +152,9 @@ def test_impossible_strategy_combinations_fail_before_training(run_cli, tmp_path
 
 def test_a_target_stage_prefix_keeps_a_run_wide_key_to_that_stage(tmp_path):
     """`rlhf.strategy=ddp` must not reach the upstream stages, `strategy=` must."""
-    from chimed_lit.cli.main import _route_stage_prefixes
+    from chimed_lit.cli.argv import routed_texts
 
-    routed = _route_stage_prefixes(
+    routed = routed_texts(
         ["stage=rlhf", "strategy=deepspeed_zero2", "rlhf.strategy=ddp", "rlhf.trainer.max_steps=3"]
     )
     assert routed == [

@@ -1,6 +1,7 @@
 """`chimed-lit eval`: evaluate a model, or every stage of a run, with the `chimed_lit.eval` library.
 
-Overrides are checked before Hydra runs and before any model is loaded (`eval_config`); the
+Overrides are checked before Hydra runs and before any model is loaded (`eval_config`, through
+the one override checker); the
 Hydra app over `configs/eval.yaml` then loads each model with plain transformers, runs the
 tasks, writes `<eval.output_dir>/<task>.json` + `.md` (task=all: `<stage>/<task>.json` and one
 comparison table `all.md` / `all.csv`, a row per stage) and prints a short markdown table.
@@ -16,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from chimed_lit.cli.argv import split_argv
 from chimed_lit.cli.eval_config import (
     BUILTIN_SCALES,
     DATA_TASKS,
@@ -31,18 +33,6 @@ from chimed_lit.io.errors import CheckpointError, ChimedError, ConfigError
 
 STAGE_ORDER = ("pretrain", "sft", "rlhf", "dpo")  # rows of the comparison table, in this order
 SINGLE_PREFERENCE = ("rlhf", "dpo", "sft", "pretrain")  # model.pretrained=null for one task
-_VALUE_FLAGS = (
-    "--cfg",
-    "-c",
-    "--package",
-    "-p",
-    "--config-name",
-    "-cn",
-    "--config-dir",
-    "-cd",
-    "--info",
-    "-i",
-)
 
 
 def eval_command(args: list[str]) -> int:
@@ -50,7 +40,7 @@ def eval_command(args: list[str]) -> int:
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
-    flags, overrides = _split_args(args)
+    line = split_argv(args)
     errors: list[ChimedError] = []
 
     def job(cfg: DictConfig) -> None:
@@ -61,11 +51,11 @@ def eval_command(args: list[str]) -> int:
 
     saved = sys.argv
     try:
-        check_eval_overrides(overrides)
+        overrides = check_eval_overrides(line.overrides)
         app = hydra.main(
             version_base="1.3", config_path="pkg://chimed_lit.configs", config_name="eval"
         )(job)
-        sys.argv = ["chimed-lit eval", *flags, *overrides]
+        sys.argv = ["chimed-lit eval", *line.argv(overrides)]
         app()
         if errors:
             raise errors[0]
@@ -76,23 +66,6 @@ def eval_command(args: list[str]) -> int:
         sys.argv = saved
         GlobalHydra.instance().clear()
     return 0
-
-
-def _split_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """(Hydra flags with their values, key=value overrides)."""
-    flags, overrides, i = [], [], 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("-"):
-            flags.append(a)
-            nxt = args[i + 1] if i + 1 < len(args) else None
-            if a in _VALUE_FLAGS and nxt is not None and not nxt.startswith("-") and "=" not in nxt:
-                flags.append(nxt)
-                i += 1
-        else:
-            overrides.append(a)
-        i += 1
-    return flags, overrides
 
 
 def _job(cfg: DictConfig) -> None:

@@ -1,28 +1,19 @@
 """Checking `chimed-lit eval` overrides and values before any model is loaded.
 
-`check_overrides_for` is the config-agnostic form of `config_check.check_overrides` (unknown keys
-with a suggestion, unknown group options, wrong types); `eval_problems` checks the composed eval
+The overrides go through the one override checker (`cli.overrides`: unknown keys with a
+suggestion, unknown group options, wrong types); `eval_problems` checks the composed eval
 config's values and combinations. Every problem is reported at once, as one `ConfigError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
-from chimed_lit.cli.overrides import (
-    CONFIG_MODULE,
-    _first_line,
-    _type_problem,
-    _values,
-    group_options,
-    parse_overrides,
-)
-from chimed_lit.io.errors import ConfigError
+from chimed_lit.cli.argv import Override
+from chimed_lit.cli.overrides import check_overrides
 
 TASKS = ("ner", "mcq", "dialogue", "cami", "mica", "scale", "all")
 DATA_TASKS = ("ner", "mcq", "dialogue")
@@ -31,90 +22,6 @@ DTYPES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 MCQ_MODES = ("letter", "option_text", "generate")
 SCALE_MODES = ("logprob", "generate")
 BUILTIN_SCALES = ("cami", "mica")
-
-
-def check_overrides_for(
-    config_name: str,
-    overrides: list[str],
-    validate: Callable[[DictConfig], list[str]] | None = None,
-) -> list[str]:
-    """Validate `overrides` against primary config `config_name`; then, when they compose,
-    run `validate(cfg)` on the result. Return the overrides; raise one `ConfigError`."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-
-    problems: list[str] = []
-    parsed = parse_overrides(overrides, problems)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            base = compose(config_name=config_name, return_hydra_config=True)
-            groups = {str(g) for g in base.hydra.runtime.choices if not str(g).startswith("hydra")}
-            good: list[str] = []
-            for text, ov in parsed:
-                before = len(problems)
-                _check_one(base, groups, text, ov, problems)
-                if len(problems) == before and not ov.is_sweep_override():
-                    good.append(text)
-            if validate is not None:
-                try:
-                    cfg = compose(config_name=config_name, overrides=good)
-                except HydraException as e:
-                    problems.append(_first_line(e))
-                else:
-                    try:
-                        problems += [p for p in validate(cfg) if p not in problems]
-                    except OmegaConfBaseException as e:  # e.g. a required key deleted with ~
-                        problems.append(f"cannot check the values: {_first_line(e)}")
-    finally:
-        GlobalHydra.instance().clear()
-    if problems:
-        raise ConfigError(problems)
-    return overrides
-
-
-def _check_one(cfg: DictConfig, groups: set[str], text: str, ov: Any, problems: list[str]) -> None:
-    key = ov.key_or_group
-    if key in groups:
-        opts = group_options(key)
-        for v in _values(ov):
-            if v is not None and str(v) not in opts:
-                problems.append(f"{key}={v}: no such option; {key} is one of {', '.join(opts)}")
-        return
-    if key.startswith("hydra") or ov.is_add() or ov.is_delete() or ov.package is not None:
-        return
-    node = OmegaConf.select(cfg, key, default="__absent__", throw_on_resolution_failure=False)
-    if isinstance(node, str) and node == "__absent__":
-        problems.append(f"unknown key '{key}'{suggest_key(cfg, key)}")
-        return
-    parent, _, leaf = key.rpartition(".")
-    container = OmegaConf.select(cfg, parent) if parent else cfg
-    raw = container._get_node(leaf)._value() if isinstance(container, DictConfig) else node
-    if isinstance(raw, str) and "${" in raw:
-        return  # an interpolation: its type is decided elsewhere
-    for v in _values(ov):
-        if (msg := _type_problem(key, raw, v)) is not None:
-            problems.append(msg)
-
-
-def suggest_key(cfg: DictConfig, key: str) -> str:
-    """' (did you mean 'a.b'?)' with the first unknown segment of `key` replaced by the
-    closest existing key at that level (the rest kept), or ''."""
-    import difflib
-
-    parts, node = key.split("."), cfg
-    for i, part in enumerate(parts):
-        if not isinstance(node, DictConfig):
-            return ""
-        if part not in node:
-            close = difflib.get_close_matches(part, [str(k) for k in node.keys()], n=1)
-            if not close:
-                return ""
-            guess = ".".join([*parts[:i], close[0], *parts[i + 1 :]])
-            return f" (did you mean '{guess}'?)"
-        node = node._get_node(part)
-    return ""
 
 
 # ----- values of the composed eval config ----------------------------------------------------
@@ -254,6 +161,6 @@ def eval_problems(cfg: DictConfig) -> list[str]:
     return p
 
 
-def check_eval_overrides(overrides: list[str]) -> list[str]:
-    """`check_overrides_for("eval", ...)` with the eval value checks."""
-    return check_overrides_for("eval", overrides, validate=eval_problems)
+def check_eval_overrides(overrides: list[Override] | list[str]) -> list[str]:
+    """The override checker over `eval.yaml`, with the eval value checks."""
+    return check_overrides(overrides, "eval", validate=eval_problems)

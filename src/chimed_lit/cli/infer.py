@@ -13,16 +13,21 @@ from chimed_lit.io.errors import ConfigError, DataError
 
 
 def _compose(config_name: str, args: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    from hydra import compose
 
-    from chimed_lit.cli.overrides import CONFIG_MODULE, check_overrides
+    from chimed_lit.cli.argv import split_argv
+    from chimed_lit.cli.overrides import check_overrides
+    from chimed_lit.run.compose import composing
 
-    overrides = check_overrides(list(args), config_name=config_name)
-    GlobalHydra.instance().clear()
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+    line = split_argv(list(args))
+    if line.flags:
+        raise ConfigError(
+            f"unknown flag {line.flags[0]!r}: `chimed-lit {config_name}` takes key=value "
+            f"overrides only (see configs/{config_name}.yaml)"
+        )
+    overrides = check_overrides(line.overrides, config_name)
+    with composing():
         cfg = compose(config_name=config_name, overrides=overrides)
-    GlobalHydra.instance().clear()
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError([f"{k} is required (e.g. {k}=...)" for k in missing])

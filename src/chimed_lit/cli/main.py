@@ -49,41 +49,12 @@ multirun: chimed-lit fit -m stage=pretrain optimizer.lr=1e-3,3e-3 (one dir and W
 
 
 def _groups_text() -> str:
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    from chimed_lit.cli.overrides import config_groups, group_options
+    from chimed_lit.run.compose import composing
 
-    from chimed_lit.cli.overrides import CONFIG_MODULE, config_groups, group_options
-
-    GlobalHydra.instance().clear()
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+    with composing():
         lines = [f"  {g:<11} {', '.join(group_options(g))}" for g in config_groups()]
-    GlobalHydra.instance().clear()
     return "\n".join(lines)
-
-
-def _route_stage_prefixes(overrides: list[str]) -> list[str]:
-    """`sft.x=v` -> `x=v` when sft is the target stage, else `++stage_overrides.sft.x=v` (also
-    for the target when x is run-wide, such as `strategy`: it must not reach the other stages)."""
-    from chimed_lit.run.registry import stage_names
-    from chimed_lit.run.run_wide import is_run_wide
-
-    target = "pretrain"
-    for o in overrides:
-        if o.startswith("stage="):
-            target = o.split("=", 1)[1]
-    out = []
-    for o in overrides:
-        key = o.lstrip("+~").split("=", 1)[0]
-        head, dot, rest = key.partition(".")
-        if head in stage_names() and dot:
-            if head == target and not is_run_wide(rest):
-                out.append(o.replace(f"{head}.", "", 1))
-            else:
-                # ++: a recipe may already set that stage's key
-                out.append(f"++stage_overrides.{key}={o.split('=', 1)[1]}")
-        else:
-            out.append(o)
-    return out
 
 
 def _task(cfg) -> None:
@@ -112,36 +83,18 @@ def _task(cfg) -> None:
 def _fit(args: list[str]) -> int:
     import hydra
 
+    from chimed_lit.cli.argv import split_argv
     from chimed_lit.cli.overrides import check_overrides
 
-    flags = [a for a in args if a.startswith("-")]
-    overrides = [a for a in args if not a.startswith("-")]
-    # Hydra flags that take a value (--cfg job, --package x, --config-name y)
-    for flag in (
-        "--cfg",
-        "-c",
-        "--package",
-        "-p",
-        "--config-name",
-        "-cn",
-        "--config-dir",
-        "-cd",
-        "--info",
-        "-i",
-    ):
-        if flag in args:
-            i = args.index(flag)
-            if i + 1 < len(args) and not args[i + 1].startswith("-") and "=" not in args[i + 1]:
-                flags.insert(flags.index(flag) + 1, args[i + 1])
-                overrides.remove(args[i + 1])
-    overrides = check_overrides(_route_stage_prefixes(overrides))
+    line = split_argv(args, stages=True)
+    overrides = check_overrides(line.overrides, "fit", config_dirs=line.config_dirs)
     app = hydra.main(version_base="1.3", config_path="pkg://chimed_lit.configs", config_name="fit")(
         _task
     )
     saved = sys.argv
     # argv[0] is what Lightning re-runs for the other ranks of a multi-process job (DDP, FSDP2,
     # DeepSpeed on one node): this file, which takes bare overrides as `fit` in such a child
-    sys.argv = [str(Path(__file__).resolve()), *flags, *overrides]
+    sys.argv = [str(Path(__file__).resolve()), *line.argv(overrides)]
     try:
         app()
     finally:

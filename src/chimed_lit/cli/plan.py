@@ -28,13 +28,17 @@ class PlanOptions:
 
 def split_args(args: list[str]) -> tuple[PlanOptions, bool, list[str]]:
     """(plan options, --json, the fit overrides with stage= defaulted to the whole regime)."""
+    from chimed_lit.cli.argv import split_flags
     from chimed_lit.run.stage_configs import DEFAULT_TARGET
 
+    flags, overrides = split_flags(args)
     values, problems, rest = {}, [], []
-    as_json = "--json" in args
-    for a in args:
-        if a == "--json":
-            continue
+    problems += [
+        f"unknown flag {f!r} (plan takes key=value overrides and --json)"
+        for f in flags
+        if f != "--json"
+    ]
+    for a in overrides:
         if a.startswith("plan."):
             key, _, raw = a[5:].partition("=")
             if key not in PlanOptions.__dataclass_fields__:
@@ -45,34 +49,30 @@ def split_args(args: list[str]) -> tuple[PlanOptions, bool, list[str]]:
             except ValueError:
                 problems.append(f"plan.{key}={raw!r}: expected a number of GiB")
             continue
-        if a.startswith("-"):
-            problems.append(f"unknown flag {a!r} (plan takes key=value overrides and --json)")
-            continue
         rest.append(a)
     if problems:
         raise ConfigError(problems)
     if not any(a.startswith("stage=") for a in rest):
         rest.insert(0, f"stage={DEFAULT_TARGET}")
-    return PlanOptions(**values), as_json, rest
+    return PlanOptions(**values), "--json" in flags, rest
 
 
 def build_plans(args: list[str]):
     """[(StagePlan, Advice)] for the stages `args` select; also the PlanOptions."""
-    from chimed_lit.cli.main import _route_stage_prefixes
+    from chimed_lit.cli.argv import route_stage_prefixes
     from chimed_lit.cli.overrides import check_overrides
     from chimed_lit.planning.advice import advise
     from chimed_lit.planning.model_size import config_dict, measure
-    from chimed_lit.planning.setup import stage_setup
     from chimed_lit.planning.stage_plan import plan_stage
+    from chimed_lit.run.registry import stage_of
     from chimed_lit.run.stage_configs import stage_configs
 
     opts, as_json, rest = split_args(args)
-    routed = _route_stage_prefixes(rest)
     out = []
-    for _, cfg in stage_configs(check_overrides(routed)):
+    for _, cfg in stage_configs(check_overrides(route_stage_prefixes(rest), "fit")):
         fields = config_dict(cfg.model)
         lm, rm = measure(fields, "causal_lm"), measure(fields, "reward")
-        setup = stage_setup(cfg)
+        setup = stage_of(cfg).plan_setup(cfg)
         plan = plan_stage(setup, lm, rm)
         out.append(
             (

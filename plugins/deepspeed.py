@@ -14,7 +14,30 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy
+
+from chimed_lit.io.errors import ConfigError
+from chimed_lit.plugins import lightning_internals
+
+
+def zero_config_problems(
+    zero_stage: Any, offload_parameters: bool = False, offload_optimizer: bool = False
+) -> list[str]:
+    """What is wrong with a ZeRO stage and offload choice, worded for the user's config keys
+    (`strategy.zero_stage` ...); empty when DeepSpeed can run it. The one copy of this check:
+    the strategy's builder raises with it, and the run's preflight reports it with the rest.
+    (Optimizer offload works at every stage, so `offload_optimizer` adds no problem today.)"""
+    if zero_stage not in (1, 2, 3):
+        return [f"strategy.zero_stage={zero_stage}: DeepSpeed ZeRO stages are 1, 2 and 3"]
+    if offload_parameters and zero_stage != 3:
+        return [
+            (
+                "strategy.offload_parameters=true needs strategy.zero_stage=3 "
+                "(use strategy=deepspeed_zero3_offload)"
+            )
+        ]
+    return []
 
 
 def zero_config(
@@ -25,13 +48,11 @@ def zero_config(
     contiguous_gradients: bool = True,
     reduce_bucket_size: int = 200_000_000,
 ) -> dict[str, Any]:
-    """The `zero_optimization` section for ZeRO stage 1, 2 or 3 (parameters offload only at 3)."""
-    if stage not in (1, 2, 3):
-        raise ValueError(f"zero_stage must be 1, 2 or 3, not {stage!r}")
-    if offload_parameters and stage != 3:
-        raise ValueError(
-            "offload_parameters needs zero_stage=3 (only ZeRO-3 partitions parameters)"
-        )
+    """The `zero_optimization` section for ZeRO stage 1, 2 or 3 (parameters offload only at 3);
+    `ConfigError` with `zero_config_problems` otherwise."""
+    problems = zero_config_problems(stage, offload_parameters, offload_optimizer)
+    if problems:
+        raise ConfigError(problems)
     cfg: dict[str, Any] = {
         "stage": stage,
         "overlap_comm": overlap_comm,
@@ -57,38 +78,30 @@ class ChimedDeepSpeedStrategy(DeepSpeedStrategy):
     """Lightning's DeepSpeedStrategy that also runs on CPU (DeepSpeed's CPU accelerator, gloo), so
     the same configs are exercised on a laptop and in CI. On CUDA it is Lightning's own.
 
-    Relies on Lightning internals (`setup_environment`, `setup_distributed`, `root_device`):
-    tested with the Lightning range pinned in pyproject.toml."""
+    The CPU path relies on Lightning internals, each in `chimed_lit.plugins.lightning_internals`
+    (tested with the Lightning range pinned in pyproject.toml). The process-group backend is
+    Lightning's default for the root device: gloo on CPU, nccl on CUDA."""
 
     def __init__(self, *args: Any, write_config_to: str | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.write_config_to = write_config_to
 
     def setup_environment(self) -> None:
-        if not _on_cpu(self.accelerator):
-            return super().setup_environment()
-        from lightning.pytorch.strategies import DDPStrategy
-
-        DDPStrategy.setup_environment(self)  # skips DeepSpeed's "CUDA only" check
+        if _on_cpu(self.accelerator):
+            lightning_internals.deepspeed_setup_environment_on_cpu(self)
+        else:
+            super().setup_environment()
 
     def setup_distributed(self) -> None:
-        if not _on_cpu(self.accelerator):
-            return super().setup_distributed()
-        from lightning.fabric.utilities.seed import reset_seed
-
-        reset_seed()  # as Lightning does, minus the GPU device-index validation
-        self.set_world_ranks()
-        self._init_deepspeed_distributed()
+        if _on_cpu(self.accelerator):
+            lightning_internals.deepspeed_setup_distributed_on_cpu(self)
+        else:
+            super().setup_distributed()
 
     @property
-    def root_device(self):
-        import torch
-
+    def root_device(self) -> torch.device:
         device = super().root_device
         return torch.device("cpu", 0) if device.type == "cpu" else device  # DeepSpeed reads .index
-
-    def _get_process_group_backend(self) -> str:
-        return self._process_group_backend or ("gloo" if _on_cpu(self.accelerator) else "nccl")
 
     def init_deepspeed(self) -> None:
         super().init_deepspeed()
@@ -114,9 +127,8 @@ def deepspeed(
     `config` is the DeepSpeed JSON of the preset (batch entries interpolated from `data` and
     `trainer`); its `zero_optimization` comes from `zero_stage` and the offload switches.
     `gradient_accumulation_steps` is checked against, then left to, Lightning, which sets it
-    from `trainer.accumulate_grad_batches` itself."""
-    import torch
-
+    from `trainer.accumulate_grad_batches` itself. An impossible ZeRO choice raises
+    `ConfigError` (`zero_config_problems`, from `zero_config`) before anything is built."""
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # before deepspeed is imported
     ds = dict(config or {})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY_ARCH  # noqa: F401  (shared tiny config)
+from tests.conftest import TINY_ARCH
 
 
 @pytest.fixture(autouse=True)

@@ -35,7 +35,7 @@ def test_dpo_lowers_rejected_log_probs_more_than_chosen(dpo_run):
 
 def test_dpo_runs_after_sft_and_logs_its_metrics(dpo_run):
     cfg = OmegaConf.load(dpo_run / "dpo" / "config.yaml")
-    assert cfg.stage.needs == ["sft"] and cfg.stage.model_kind == "dpo"
+    assert cfg.stage.needs == ["sft"] and cfg.stage.spec._target_ == "chimed_lit.stages.dpo.DPO"
     for stage in ("pretrain", "sft", "dpo"):
         assert json.loads((dpo_run / stage / "stage.json").read_text())["complete"], stage
     rows = list(csv.DictReader((dpo_run / "dpo" / "csv" / "metrics.csv").open()))

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.dpo.conftest import TINY_ARCH, _one_thread, dpo_pipeline, fit_once  # noqa: F401 (fixtures)
+from tests.dpo.conftest import (  # noqa: F401 (fixtures: pytest finds them by name)
+    TINY_ARCH,
+    _one_thread,
+    dpo_pipeline,
+    fit_once,
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""What the planner reads from a composed config: strategy presets, devices, checkpointing."""
+"""What the planner reads from a composed config (`Stage.plan_setup`, as `chimed-lit plan` reads
+it through the registry): strategy presets, devices, checkpointing, each stage's own fields."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ from hydra.core.global_hydra import GlobalHydra
 
 from chimed_lit.io.errors import ConfigError
 from chimed_lit.planning.memory import Sharding
-from chimed_lit.planning.setup import stage_setup
+from chimed_lit.run.registry import stage_of
+
+
+def stage_setup(cfg):
+    return stage_of(cfg).plan_setup(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +71,11 @@ def test_stage_batch_length_and_checkpointing(fit):
     )
     ppo = stage_setup(fit("stage=rlhf", "data.max_length=100", "stage.module.minibatch_size=4"))
     assert (ppo.kind, ppo.rollout_tokens, ppo.minibatch) == ("ppo", 100 + 48, 4)
+    rs = stage_setup(fit("stage=rlhf", "stage.algorithm=rejection_sampling", "data.batch_size=2"))
+    assert (rs.kind, rs.rollout_batch, rs.minibatch) == ("rejection_sampling", 2 * 4, 0)
+    simpo = stage_setup(fit("stage=dpo", "stage.module.loss_type=simpo"))
+    assert (simpo.kind, simpo.dpo_reference) == ("dpo", False)
+    assert stage_setup(fit("stage=reward")).kind == "reward"
 
 
 def test_devices_must_be_a_count(fit):

@@ -9,6 +9,8 @@ from hydra import compose, initialize_config_module
 
 from chimed_lit.demo import demo_path
 from chimed_lit.io.errors import ConfigError
+from chimed_lit.run.preflight import preflight
+from chimed_lit.run.stage_runner import stage_context
 from chimed_lit.stages.rejection_sampling import run_rejection_sampling, sft_round_config
 
 
@@ -28,8 +30,11 @@ def rlhf_cfg(tmp_path: Path, *overrides: str):
 
 def round_cfg(tmp_path: Path, *overrides: str):
     cfg = rlhf_cfg(tmp_path, *overrides)
+    compose_sft = stage_context(cfg).compose  # what the pipeline hands the stage
     with initialize_config_module("chimed_lit.configs", version_base="1.3"):
-        return sft_round_config(cfg, tmp_path / "rlhf" / "round2", tmp_path / "kept.jsonl", 2)
+        return sft_round_config(
+            cfg, compose_sft, tmp_path / "rlhf" / "round2", tmp_path / "kept.jsonl", 2
+        )
 
 
 def test_a_round_is_the_sft_stage_on_the_kept_samples(tmp_path):
@@ -59,12 +64,14 @@ def test_mixing_adds_the_sft_train_files_and_sft_overrides_apply(tmp_path):
         ("stage.rejection.samples_per_prompt=0", "samples_per_prompt"),
     ],
 )
-def test_bad_settings_fail_before_models_load(tmp_path, override, message):
+def test_bad_settings_fail_in_the_preflight(tmp_path, override, message):
     cfg = rlhf_cfg(tmp_path, *override.split())
     with pytest.raises(ConfigError, match=message):
-        run_rejection_sampling(cfg, upstream={"sft": "/missing", "reward": "/missing"})
+        preflight([("rlhf", cfg)])
 
 
 def test_without_policy_and_reward_model_it_says_what_to_set(tmp_path):
+    cfg = rlhf_cfg(tmp_path)
     with pytest.raises(ConfigError, match="stage.policy=DIR and stage.reward_model=DIR"):
-        run_rejection_sampling(rlhf_cfg(tmp_path), upstream={})
+        run_rejection_sampling(cfg, stage_context(cfg, upstream={}))
+    assert not (tmp_path / "rlhf").exists()  # stopped before writing anything

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from tests.conftest import TINY_ARCH  # noqa: F401  (shared tiny config)
+from tests.conftest import TINY_ARCH
 
 
 @pytest.fixture(autouse=True)

@@ -148,31 +148,6 @@ def peft_model_of(model: torch.nn.Module | None):
     return getattr(model, _WRAPPER, None)
 
 
-def apply_lora(lora: DictConfig | None, kind: str, models: dict[str, Any]) -> dict[str, Any]:
-    """Adapters on the models a stage of `kind` trains; frozen ones are left as they are."""
-    if not lora_enabled(lora):
-        return models
-    trained = {
-        "causal_lm": {"model": "CAUSAL_LM"},
-        "dpo": {"model": "CAUSAL_LM"},
-        "reward": {"model": "SEQ_CLS"},
-        "ppo": {"actor": "CAUSAL_LM", "critic": "SEQ_CLS"},
-    }[kind]
-    out = dict(models)
-    for name, task_type in trained.items():
-        out[name] = add_adapters(lora, models[name], task_type)
-        n_train, n_all = count_parameters(out[name])
-        log.info(
-            "LoRA on %s: %d of %d parameters train (%.2f%%), rank %d",
-            name,
-            n_train,
-            n_all,
-            100 * n_train / max(n_all, 1),
-            lora.rank,
-        )
-    return out
-
-
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, all) parameter counts."""
     params = list(model.parameters())

@@ -2,7 +2,8 @@
 
 transformers loads a reward model's dir as a causal LM (a fresh random LM head) or a causal LM's
 dir as a reward model (a fresh random scalar head) with no more than a log line: a run would
-train or score against noise for hours. These checks turn that into one clear error.
+train or score against noise for hours. These checks turn that into one clear error; each stage
+(`chimed_lit.stages`, `Stage.check_models`) says which role each of its start dirs plays.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-
-from omegaconf import DictConfig
 
 from chimed_lit.io.errors import CheckpointError
 
@@ -64,20 +63,3 @@ def check_reward_model(source: str, role: str = "stage.reward_model") -> None:
         raise CheckpointError(
             f"{role}={source!r} has {labels} outputs; a reward model has exactly one (num_labels=1)"
         )
-
-
-def check_stage_models(cfg: DictConfig, upstream: dict[str, str]) -> None:
-    """Each model dir a stage starts from holds what the stage needs (`stage.model_kind`)."""
-    kind = cfg.stage.get("model_kind", "causal_lm")
-    if kind == "ppo":
-        policy = cfg.stage.get("policy") or upstream.get("sft")
-        reward = cfg.stage.get("reward_model") or upstream.get("reward")
-        if policy:
-            check_causal_lm(str(policy), "stage.policy")
-        if reward:
-            check_reward_model(str(reward))
-        return
-    needs = [n for n in (cfg.stage.get("needs") or []) if n in upstream]
-    source = upstream[needs[0]] if needs else cfg.model.get("pretrained")
-    if source:  # a reward model may also continue from a reward model's dir
-        check_causal_lm(str(source), "model.pretrained", also=(SCALAR,) if kind == "reward" else ())

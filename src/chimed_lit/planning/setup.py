@@ -73,16 +73,14 @@ def _strategy(cfg: DictConfig) -> tuple[str, Sharding, bool]:
     return target, Sharding(0), False
 
 
-def stage_setup(cfg: DictConfig) -> StageSetup:
-    """Read a composed stage config (as the pipeline composes it) into a StageSetup."""
-    name = str(cfg.stage.name)
-    kind = str(cfg.stage.get("model_kind", "causal_lm"))
-    if kind == "ppo" and cfg.stage.get("algorithm") == "rejection_sampling":
-        kind = "rejection_sampling"
+def stage_setup(cfg: DictConfig, kind: str, **fields: int | bool) -> StageSetup:
+    """Read a composed stage config (as the pipeline composes it) into a StageSetup. `kind` and
+    the stage-specific `fields` (rollout sizes, the DPO reference) come from the stage's own
+    module (`Stage.plan_setup`), which knows its config; this reads what every stage shares."""
     strategy, sharding, is_ds = _strategy(cfg)
     trainer, data, model = cfg.trainer, cfg.data, cfg.model
-    common = dict(
-        stage=name,
+    return StageSetup(
+        stage=str(cfg.stage.name),
         kind=kind,
         gpus_per_node=_devices(trainer.get("devices", 1)),
         nodes=int(trainer.get("num_nodes", 1) or 1),
@@ -96,26 +94,5 @@ def stage_setup(cfg: DictConfig) -> StageSetup:
         micro_batch=int(data.batch_size),
         seq_len=int(data.max_length),
         accumulate=int(trainer.get("accumulate_grad_batches", 1) or 1),
+        **fields,
     )
-    module = cfg.stage.get("module") or {}
-    if kind == "ppo":
-        new = int(module.get("sampling", {}).get("max_new_tokens", 0))
-        return StageSetup(
-            **common,
-            rollout_batch=int(data.batch_size),
-            rollout_tokens=int(data.max_length) + new,
-            minibatch=int(module.get("minibatch_size", data.batch_size)),
-        )
-    if kind == "rejection_sampling":
-        rej = cfg.stage.get("rejection") or {}
-        new = int(rej.get("sampling", {}).get("max_new_tokens", 0))
-        return StageSetup(
-            **common,
-            rollout_batch=int(data.batch_size) * int(rej.get("samples_per_prompt", 1)),
-            rollout_tokens=int(data.max_length) + new,
-        )
-    if kind == "dpo":
-        return StageSetup(
-            **common, dpo_reference=str(module.get("loss_type", "sigmoid")) not in ("orpo", "simpo")
-        )
-    return StageSetup(**common, loss_chunk=int(module.get("loss_chunk") or 0))

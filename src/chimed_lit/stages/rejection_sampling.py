@@ -9,7 +9,7 @@ Each round (`stage.rejection.rounds`):
    samples. Replies without EOS (or empty) rank below every finished one and are never kept:
    SFT renders every reply with an EOS, so a cut-off reply would be taught as a complete answer;
 4. fine-tune the policy on the kept replies for `sft_steps` steps (the sft stage's config and
-   `run_stage`, so the round is an ordinary, inspectable SFT run, validated on the SFT held-out
+   the shared stage runner, so the round is an ordinary, inspectable SFT run, validated on the SFT held-out
    file); `stage.rejection.mix_sft_data=true` adds the SFT train files (see `mix_sft_data`).
 
 Outputs under `<output_dir>/rlhf/`: `round{r}/scored.jsonl` (every sample, its reward, whether it
@@ -34,17 +34,28 @@ import logging
 import math
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from tqdm.auto import tqdm
 
+from chimed_lit.chat.render import render_tokens
+from chimed_lit.demo import demo_path
+from chimed_lit.inference.generation import Sampling, generate
 from chimed_lit.io.atomic import write_dir, write_json, write_text
 from chimed_lit.io.errors import ConfigError
-from chimed_lit.run.run_wide import HARDWARE_KEYS, RUN_WIDE_NODES
+from chimed_lit.io.redaction import redacted_yaml
+from chimed_lit.modules.reward import score_sequences
+from chimed_lit.planning.setup import StageSetup, stage_setup
+from chimed_lit.stages import StageContext, stage_dir
+from chimed_lit.stages.loading import tokenizer_for
+from chimed_lit.stages.rl import RLStage, check_rl_models, policy_and_reward
 
 log = logging.getLogger("chimed_lit")
 
@@ -177,10 +188,6 @@ def sample_replies(
     desc: str,
 ) -> list[list[dict[str, Any]]]:
     """`n` replies per prompt (`generate`'s dicts), `batch_size` prompts (x n rows) at a time."""
-    from tqdm.auto import tqdm
-
-    from chimed_lit.inference.generation import generate
-
     out: list[list[dict[str, Any]]] = []
     for rows in tqdm(_batches(len(prompts), batch_size), desc=desc, leave=False):
         replies = generate(model, tok, [prompts[i] for i in rows for _ in range(n)], sampling)
@@ -194,8 +201,6 @@ def reward_ids(
     """What the reward model reads, as `PreferenceDataModule` renders it: the conversation
     plus the reply, up to the reply's end-of-turn token; without it when the reply had no EOS,
     so an unfinished reply is not scored as if it had stopped."""
-    from chimed_lit.chat.render import render_tokens
-
     r = render_tokens(tok, [*prompt, {"role": "assistant", "content": response}], template)
     ids = r.input_ids[: r.turn_ends[-1]]
     if not finished and ids and ids[-1] == tok.eos_token_id:
@@ -208,8 +213,6 @@ def score_rows(
     reward_model: torch.nn.Module, rows: list[list[int]], pad_id: int, batch_size: int
 ) -> list[float]:
     """Raw rewards of token rows (right-padded, mask from lengths) via `score_sequences`."""
-    from chimed_lit.modules.reward import score_sequences
-
     device = next(reward_model.parameters()).device
     scores: list[float] = []
     for idx in _batches(len(rows), batch_size):
@@ -265,45 +268,6 @@ def val_reward(
 
 
 # ----- 3. one round's SFT config -----------------------------------------------------------------
-def _task_overrides() -> list[str] | None:
-    """The command line's overrides when running inside the Hydra app, else None."""
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        return list(HydraConfig.get().overrides.task)
-    except ValueError:  # a config composed in a script or test: no app
-        return None
-
-
-def _compose_sft(cfg: DictConfig, output_dir: Path) -> DictConfig:
-    """The sft stage's config as the pipeline would compose it for this run, writing under
-    `output_dir`. Run-wide pieces and the trainer's hardware keys come from the rlhf config
-    itself, so a round runs with the model settings, loggers and devices of the stage it is part
-    of also when no Hydra app is running."""
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from chimed_lit.run.pipeline import compose_stage
-
-    overrides = _task_overrides()
-    if GlobalHydra.instance().is_initialized():
-        sft = compose_stage("sft", overrides or [], str(output_dir))
-    else:
-        with initialize_config_module("chimed_lit.configs", version_base="1.3"):
-            sft = compose_stage("sft", [], str(output_dir))
-    extra = (cfg.get("stage_overrides") or {}).get("sft")
-    if extra is not None:  # also inside the app: the composed rlhf config is the source of truth
-        sft = OmegaConf.merge(sft, extra)
-    with open_dict(sft):
-        for key in RUN_WIDE_NODES:
-            if key in cfg:
-                sft[key] = cfg[key]
-        for key in HARDWARE_KEYS:
-            if key in cfg.trainer:
-                sft.trainer[key] = cfg.trainer[key]
-    return sft
-
-
 def mix_sft_data(cfg: DictConfig) -> bool:
     """`stage.rejection.mix_sft_data` (default false): also train each round on the sft stage's
     own train files. Off by default because the SFT data holds the very answers the reward model
@@ -312,15 +276,18 @@ def mix_sft_data(cfg: DictConfig) -> bool:
     return bool(cfg.stage.rejection.get("mix_sft_data", False))
 
 
-def sft_round_config(cfg: DictConfig, round_dir: Path, samples_file: Path, r: int) -> DictConfig:
+def sft_round_config(
+    cfg: DictConfig,
+    compose: Callable[[str, str], DictConfig],
+    round_dir: Path,
+    samples_file: Path,
+    r: int,
+) -> DictConfig:
     """The sft stage config for round `r`: the kept samples (plus the sft stage's own train
     files with `mix_sft_data`) and its held-out files, `stage.rejection.sft_steps` steps,
-    written to `round_dir/sft/`."""
-    from hydra.utils import get_class
-
-    from chimed_lit.demo import demo_path
-
-    sft = _compose_sft(cfg, round_dir)
+    written to `round_dir/sft/`. `compose` (`StageContext.compose`) gives the sft stage's
+    config as this run composes it, with the rlhf config's run-wide pieces and devices."""
+    sft = compose("sft", str(round_dir))
     rej = cfg.stage.rejection
     demo_train, demo_val = get_class(sft.data._target_).demo_files
     with open_dict(sft):
@@ -344,19 +311,11 @@ def sft_round_config(cfg: DictConfig, round_dir: Path, samples_file: Path, r: in
 
 
 # ----- 4. the loop ------------------------------------------------------------------------------
-def _load_tokenizer(factory: Any, source: str) -> Any:
-    from dataclasses import replace
-
-    return replace(factory, pretrained=source, tokenizer=None).load_tokenizer()
-
-
 def _device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _sampling(spec: Any, **defaults: Any) -> Any:
-    from chimed_lit.inference.generation import Sampling
-
     given = OmegaConf.to_container(spec, resolve=True) if spec is not None else {}
     return Sampling(**{**defaults, **given})
 
@@ -375,17 +334,12 @@ def run_round(
     reward_model: torch.nn.Module,
     factory: Any,
     prompts: Prompts,
-    run_name: str | None,
-    group: str | None,
+    ctx: StageContext,
 ) -> dict[str, Any]:
     """Sample, score, keep, write, fine-tune; returns the round's record (`hf_dir`: new policy)."""
-    import lightning as L
-
-    from chimed_lit.run.stage_runner import run_stage, stage_dir
-
     rej, dm_cfg = cfg.stage.rejection, cfg.data
     round_dir = stage_dir(cfg) / f"round{r}"
-    tok = _load_tokenizer(factory, policy_dir)
+    tok = tokenizer_for(factory, policy_dir)
     policy = factory.load_causal_lm(tok, pretrained=policy_dir).eval().to(_device())
     L.seed_everything(int(cfg.seed) + r, verbose=False)
     sampling = _sampling(rej.sampling, do_sample=True)
@@ -440,12 +394,9 @@ def run_round(
     )
 
     reward_model.to("cpu")  # the SFT round has the device to itself
-    sft_cfg = sft_round_config(cfg, round_dir, samples_file, r)
-    summary = run_stage(
-        sft_cfg,
-        upstream={"pretrain": policy_dir},
-        run_name=f"{run_name or 'rlhf'}-round{r}",
-        group=group,
+    sft_cfg = sft_round_config(cfg, ctx.compose, round_dir, samples_file, r)
+    summary = ctx.fit(
+        sft_cfg, upstream={"pretrain": policy_dir}, run_name=f"{ctx.run_name or 'rlhf'}-round{r}"
     )
     reward_model.to(_device())
     record.update(
@@ -457,40 +408,35 @@ def run_round(
     return record
 
 
-def run_rejection_sampling(
-    cfg: DictConfig,
-    upstream: dict[str, str] | None = None,
-    run_name: str | None = None,
-    group: str | None = None,
-    fingerprint: str | None = None,
-) -> dict[str, Any]:
-    """Train the rlhf stage by rejection sampling (same contract as `fit.run_stage`)."""
-    import lightning as L
-    from hydra.utils import instantiate
-
-    from chimed_lit.io.redaction import redacted_yaml
-    from chimed_lit.models.model_dirs import check_stage_models
-    from chimed_lit.run.preflight import check_runtime
-    from chimed_lit.run.stage_runner import policy_and_reward, stage_dir
-
-    started = time.time()
-    check_runtime(cfg)
+def knob_problems(cfg: DictConfig) -> list[str]:
+    """Bad `stage.rejection` settings, found before anything loads."""
     rej = cfg.stage.rejection
+    out = []
     if int(rej.rounds) < 0 or int(rej.samples_per_prompt) < 1:
-        raise ConfigError(
+        out.append(
             f"stage.rejection: rounds={rej.rounds} (>= 0) and samples_per_prompt="
             f"{rej.samples_per_prompt} (>= 1)"
         )
-    select([], rej.keep, int(rej.top_k), float(rej.top_fraction))  # bad keep knobs fail now
-    policy_dir, reward_dir = policy_and_reward(cfg, upstream or {}, "rejection sampling")
-    check_stage_models(cfg, upstream or {})
+    try:
+        select([], rej.keep, int(rej.top_k), float(rej.top_fraction))
+    except ConfigError as e:
+        out += e.problems
+    return out
+
+
+def run_rejection_sampling(cfg: DictConfig, ctx: StageContext) -> dict[str, Any]:
+    """Train the rlhf stage by rejection sampling (the `run` of `RejectionSampling`)."""
+    started = time.time()
+    rej = cfg.stage.rejection
+    policy_dir, reward_dir = policy_and_reward(cfg, ctx.upstream, "rejection sampling")
+    check_rl_models(cfg, ctx.upstream)
     sdir = stage_dir(cfg)
     sdir.mkdir(parents=True, exist_ok=True)
     write_text(sdir / "config.yaml", redacted_yaml(cfg))
 
     L.seed_everything(cfg.seed, verbose=False)
     factory = instantiate(cfg.model)
-    tok = _load_tokenizer(factory, policy_dir)
+    tok = tokenizer_for(factory, policy_dir)
     reward_model = factory.load_reward_model(tok, pretrained=reward_dir).eval().to(_device())
     reward_model.requires_grad_(False)
     dm = instantiate(cfg.data, tokenizer=tok)
@@ -523,9 +469,7 @@ def run_rejection_sampling(
         done = _round_done(sdir / f"round{r}") if cfg.resume else None
         if done is not None:
             log.info("rlhf round %d already done (%s): reusing it", r, done["hf_dir"])
-        record = done or run_round(
-            cfg, r, policy_dir, reward_model, factory, train, run_name, group
-        )
+        record = done or run_round(cfg, r, policy_dir, reward_model, factory, train, ctx)
         rounds.append(record)
         policy_dir = record["hf_dir"]
     final = measure(policy_dir, "final")
@@ -542,7 +486,33 @@ def run_rejection_sampling(
         "rounds": rounds,
         "data": {"train_prompts": len(train.ids), "val_prompts": len(val.ids)},
         "elapsed_s": round(time.time() - started, 1),
-        "fingerprint": fingerprint,
+        "fingerprint": ctx.fingerprint,
     }
     write_json(sdir / "summary.json", summary)
     return summary
+
+
+class RejectionSampling(RLStage):
+    """`stage.algorithm=rejection_sampling`: its own loop of sampling, scoring and SFT rounds
+    (each round through the shared runner, `StageContext.fit`); exports the last policy."""
+
+    plan_kind = "rejection_sampling"
+
+    def problems(self, cfg: DictConfig) -> list[str]:
+        return knob_problems(cfg)
+
+    def run(self, cfg: DictConfig, ctx: StageContext) -> dict[str, Any]:
+        return run_rejection_sampling(cfg, ctx)
+
+    def plan_setup(self, cfg: DictConfig) -> StageSetup:
+        rej = cfg.stage.get("rejection") or {}
+        new = int(rej.get("sampling", {}).get("max_new_tokens", 0))
+        return stage_setup(
+            cfg,
+            self.plan_kind,
+            rollout_batch=int(cfg.data.batch_size) * int(rej.get("samples_per_prompt", 1)),
+            rollout_tokens=int(cfg.data.max_length) + new,
+        )
+
+
+ALGORITHM = RejectionSampling

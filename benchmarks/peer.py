@@ -168,10 +168,15 @@ def run_ppo(spec: dict[str, Any], meter: StepMeter, out_dir: str) -> None:
     ds = datasets.Dataset.from_dict(data)
     tok = AutoTokenizer.from_pretrained(w["init"])
     tok.padding_side = "left"
-    lm = lambda: AutoModelForCausalLM.from_pretrained(w["init"], attn_implementation="sdpa")  # noqa: E731
-    rm = lambda: AutoModelForSequenceClassification.from_pretrained(  # noqa: E731
-        w["reward_init"], num_labels=1, attn_implementation="sdpa"
-    )
+
+    def lm():
+        return AutoModelForCausalLM.from_pretrained(w["init"], attn_implementation="sdpa")
+
+    def rm():
+        return AutoModelForSequenceClassification.from_pretrained(
+            w["reward_init"], num_labels=1, attn_implementation="sdpa"
+        )
+
     kw = _common(spec, out_dir)
     kw.pop("max_steps")
     cfg = PPOConfig(

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import flops, report  # noqa: E402
+from benchmarks import flops, report  # noqa: E402 (after the sys.path line above)
 
 UNITS = {
     "pretrain": "tokens/s",
@@ -311,8 +311,10 @@ def scaling(p: dict[str, Any], args, peak: float, log_dir: Path, device: str) ->
 
 def format_scaling(rows: list[dict]) -> str:
     lines = [
-        f"{'size':>5} {'params':>11} {'seq':>5} {'batch':>5} {'s/step':>7} {'tokens/s':>9} "
-        f"{'MFU':>6}"
+        (
+            f"{'size':>5} {'params':>11} {'seq':>5} {'batch':>5} {'s/step':>7} {'tokens/s':>9} "
+            f"{'MFU':>6}"
+        )
     ]
     for r in rows:
         step = "-" if r["step_s"] is None else f"{r['step_s']:.2f}"

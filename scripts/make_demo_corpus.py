@@ -50,8 +50,10 @@ def answer(c: dict[str, str], q_index: int) -> str:
     """A helpful, specific and safe answer to QUESTION_TEMPLATES[q_index] about condition c."""
     n = c["name"]
     return [
-        f"根据你描述的{c['sym']}，有可能是{n}，但需要到{c['dept']}就诊，通过{c['exam']}明确诊断。"
-        f"平时{c['care']}。如果出现{c['warn']}，请立即就医。",
+        (
+            f"根据你描述的{c['sym']}，有可能是{n}，但需要到{c['dept']}就诊，通过{c['exam']}明确诊断。"
+            f"平时{c['care']}。如果出现{c['warn']}，请立即就医。"
+        ),
         f"{n}主要表现为{c['sym']}。如果出现{c['warn']}，应及时就医。",
         f"{n}的常见原因是{c['cause']}。建议到{c['dept']}就诊，明确诊断后再治疗。",
         f"{n}的治疗原则：{c['treat']}。同时{c['care']}。具体用药请遵医嘱。",

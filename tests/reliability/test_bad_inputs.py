@@ -114,14 +114,18 @@ def test_missing_model_dir_in_fit(run_cli, tmp_path):
         (
             "lm",
             "lm",
-            "stage.reward_model='{lm}' has no scalar reward head (it holds a "
-            "LlamaForCausalLM): pass the reward stage's hf/ folder",
+            (
+                "stage.reward_model='{lm}' has no scalar reward head (it holds a "
+                "LlamaForCausalLM): pass the reward stage's hf/ folder"
+            ),
         ),
         (
             "reward",
             "reward",
-            "stage.policy='{reward}' holds a LlamaForSequenceClassification, not a "
-            "causal language model",
+            (
+                "stage.policy='{reward}' holds a LlamaForSequenceClassification, not a "
+                "causal language model"
+            ),
         ),
     ],
     ids=["reward-model-without-scalar-head", "policy-is-a-reward-model"],

@@ -30,9 +30,8 @@ json_value = st.recursive(
 
 
 def _write(data: bytes, suffix: str) -> Path:
-    f = tempfile.NamedTemporaryFile(suffix=suffix, delete=False)
-    f.write(data)
-    f.close()
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as f:
+        f.write(data)
     return Path(f.name)
 
 

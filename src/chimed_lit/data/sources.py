@@ -181,7 +181,7 @@ def _read_parquet(p: Path) -> Iterator[Record]:
 
     try:
         table = pq.read_table(p)
-    except Exception as e:  # pyarrow raises several types for a bad file
+    except Exception as e:  # noqa: BLE001 (pyarrow raises several types for a bad file)
         raise DataError(str(p), f"cannot read Parquet ({e})") from None
     for i, row in enumerate(table.to_pylist()):
         yield Record(row, str(p), f"row {i}")
@@ -193,7 +193,7 @@ def read_hub(dataset_id: str, subset: str | None, split: str) -> Iterator[Record
 
     try:
         ds = datasets.load_dataset(dataset_id, subset, split=split)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (network, auth, format: each becomes one DataError)
         raise DataError(dataset_id, f"cannot load Hub dataset ({type(e).__name__}: {e})") from None
     for i, row in enumerate(ds):
         yield Record(dict(row), f"{dataset_id}:{split}", f"row {i}")

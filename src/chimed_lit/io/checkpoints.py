@@ -100,7 +100,7 @@ def checkpoint_problem(path: Path, stage: str | None = None, verify: str = "full
         return "empty file"
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:  # torch raises RuntimeError, UnpicklingError, EOFError ... for damage
+    except Exception as e:  # noqa: BLE001 (torch raises RuntimeError, UnpicklingError, EOFError ...)
         return f"unreadable ({str(e).splitlines()[0][:120]})"
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in LIGHTNING_KEYS):
         return "not a Lightning training checkpoint (no state_dict, global_step or loops)"

@@ -55,10 +55,9 @@ def stage_text(plan: StagePlan, advice: Advice) -> str:
         mark = " <" if lab == plan.setup.sharding.label else "  "
         out.append(
             "   "
-            + f"{lab + mark:>28}"
-            + f"{_g(plan.trained[lab]):>22}"
-            + f"{_g(plan.frozen[lab]):>22}"
-            + (f"{_g(ds):>22}" if ds is not None else f"{'-':>22}")
+            f"{lab + mark:>28}"
+            f"{_g(plan.trained[lab]):>22}"
+            f"{_g(plan.frozen[lab]):>22}" + (f"{_g(ds):>22}" if ds is not None else f"{'-':>22}")
         )
     out += [
         "",

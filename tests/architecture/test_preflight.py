@@ -73,8 +73,23 @@ def test_a_problem_every_stage_shares_is_listed_once(hydra_ctx, tmp_path):
 
 
 def test_a_stage_class_that_cannot_be_made_is_a_preflight_problem(hydra_ctx, tmp_path):
-    with pytest.raises(ConfigError, match=r"stage.spec._target_='no_such.Stage' of stage sft"):
-        pipeline(tmp_path, Spy(), "stage=sft", "stage.spec._target_=no_such.Stage")
+    spy = Spy()
+    with pytest.raises(ConfigError) as e:
+        pipeline(
+            tmp_path,
+            spy,
+            "stage=sft",
+            "stage.spec._target_=no_such.Stage",
+            "pretrain.on_nonfinite=no",
+        )
+    assert spy.calls == [["pretrain", "sft"]]  # planned with the YAML's needs, then checked
+    assert len(e.value.problems) == 2  # reported together with the other stage's problem
+    assert (
+        e.value.problems[0]
+        == "on_nonfinite='no': use one of stop, skip (in the pretrain stage config)"
+    )
+    assert e.value.problems[1].startswith("stage.spec._target_='no_such.Stage' of stage sft")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_each_check_runs_once_per_command_also_while_stages_train(hydra_ctx, tmp_path, one_thread):
@@ -95,3 +110,24 @@ def test_each_check_runs_once_per_command_also_while_stages_train(hydra_ctx, tmp
     assert (tmp_path / "pretrain" / "hf").is_dir() and (tmp_path / "sft" / "hf").is_dir()
     assert spy.calls == [["pretrain", "sft"]]
     assert (CountingPretrain.checked, CountingSFT.checked) == (1, 1)
+
+
+def test_the_rounds_a_stage_trains_itself_are_checked_with_the_plan(hydra_ctx, tmp_path):
+    """Rejection sampling from given models plans no sft stage, yet trains SFT rounds: their
+    config (with `sft.` overrides) is in the one preflight, not found after round 0 sampled."""
+    spy = Spy()
+    with pytest.raises(ConfigError) as e:
+        pipeline(
+            tmp_path,
+            spy,
+            "stage=rlhf",
+            "stage.algorithm=rejection_sampling",
+            f"stage.policy={tmp_path}/policy",
+            f"stage.reward_model={tmp_path}/reward",
+            "sft.on_nonfinite=no",
+        )
+    assert spy.calls == [["rlhf sft round", "rlhf"]]
+    assert e.value.problems == [
+        "on_nonfinite='no': use one of stop, skip (in the rlhf sft round stage config)"
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -28,6 +28,17 @@ def test_a_stage_prefixed_run_wide_key_beats_the_run_wide_one_for_that_stage_onl
     assert sft.strategy._target_.endswith("deepspeed.deepspeed") and sft.strategy.zero_stage == 2
 
 
+def test_precision_on_the_command_line_is_the_target_stages_alone(hydra_ctx, tmp_path):
+    """Precision is no hardware key: the upstream stage keeps its own (and stays reusable),
+    while devices are shared by every stage."""
+    args = routed_texts(["stage=sft", "trainer.precision=bf16-mixed", "trainer.devices=2"])
+    sft = compose_stage("sft", args, str(tmp_path), own=True)
+    pretrain = compose_stage("pretrain", args, str(tmp_path))
+    assert sft.trainer.precision == "bf16-mixed"
+    assert pretrain.trainer.precision != "bf16-mixed"
+    assert pretrain.trainer.devices == 2 and sft.trainer.devices == 2
+
+
 def test_a_required_path_left_unset_is_a_config_error_before_anything_runs(run_cli, tmp_path):
     r = run_cli(
         "fit", "stage=sft", "data=chimed_sft", f"paths.output_dir={tmp_path}", "logger=none"

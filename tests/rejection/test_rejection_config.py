@@ -56,6 +56,14 @@ def test_mixing_adds_the_sft_train_files_and_sft_overrides_apply(tmp_path):
     assert sft.optimizer.lr == 0.0123
 
 
+def test_a_group_choice_for_the_sft_stage_picks_that_groups_file_in_the_round(tmp_path):
+    """`sft.data=cmd_sft` on the command line: the round's data is the cmd_sft preset (its
+    DataModule and fields), not the string 'cmd_sft' in place of the data node."""
+    sft = round_cfg(tmp_path, "+stage_overrides.sft.data=cmd_sft")
+    assert sft.data._target_.endswith("SFTDataModule")
+    assert (sft.data.format, sft.data.hub_subset) == ("alpaca", "finetune")  # cmd_sft's file
+
+
 @pytest.mark.parametrize(
     "override, message",
     [

@@ -20,7 +20,12 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chimed_lit.io.errors import ConfigError
-from chimed_lit.run.run_wide import HARDWARE_KEYS, RUN_WIDE_NODES, is_run_wide, override_key
+from chimed_lit.run.run_wide import (
+    INNER_STAGE_TRAINER_KEYS,
+    RUN_WIDE_NODES,
+    is_run_wide,
+    override_key,
+)
 
 CONFIG_MODULE = "chimed_lit.configs"  # the package every command composes from
 
@@ -102,19 +107,27 @@ def compose_sibling(
     run-wide pieces and the trainer's hardware keys of `cfg` (the stage asking), so it runs with
     the model settings, loggers and devices of the stage it is part of, also when no Hydra app
     is running (a script or a test: then from the stage YAML alone)."""
+    # the asking config's `stage_overrides.<name>` is the truth (a test or a script may have set
+    # it in code): as overrides, so a group choice (`sft.data=cmd_sft`) picks that group's file
+    extra = (cfg.get("stage_overrides") or {}).get(name)
+    own = (
+        []
+        if extra is None
+        else [
+            f"++stage_overrides.{name}.{k}={json.dumps(v) if not isinstance(v, str) else v}"
+            for k, v in _flatten(OmegaConf.to_container(extra, resolve=True))
+        ]
+    )
     if GlobalHydra.instance().is_initialized():
-        out = compose_stage(name, task_overrides, output_dir)
+        out = compose_stage(name, [*task_overrides, *own], output_dir)
     else:
         with composing():
-            out = compose_stage(name, [], output_dir)
-    extra = (cfg.get("stage_overrides") or {}).get(name)
-    if extra is not None:  # also inside the app: the composed config asking is the truth
-        out = OmegaConf.merge(out, extra)
+            out = compose_stage(name, own, output_dir)
     with open_dict(out):
         for key in RUN_WIDE_NODES:
             if key in cfg:
                 out[key] = cfg[key]
-        for key in HARDWARE_KEYS:
+        for key in INNER_STAGE_TRAINER_KEYS:
             if key in cfg.trainer:
                 out.trainer[key] = cfg.trainer[key]
         out.paths.output_dir = output_dir  # the one run-wide path that is its own

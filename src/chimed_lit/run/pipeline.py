@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from chimed_lit.demo import demo_path
 from chimed_lit.io.atomic import write_json
+from chimed_lit.io.errors import ChimedError
 from chimed_lit.run.compose import compose_stage
 from chimed_lit.run.preflight import preflight
 from chimed_lit.run.registry import stage_of
@@ -69,8 +70,14 @@ def data_files(cfg: DictConfig) -> list[str]:
 
 def direct_needs(cfg: DictConfig, cli_pretrained: bool = False) -> list[str]:
     """Stages this one starts from (`Stage.needs`: `model.pretrained` given on the command line
-    replaces the first; RL's `stage.policy` / `stage.reward_model` replace sft / reward)."""
-    return stage_of(cfg).needs(cfg, cli_pretrained)
+    replaces the first; RL's `stage.policy` / `stage.reward_model` replace sft / reward). A stage
+    whose class cannot be made plans with its YAML's `stage.needs`, so the preflight reports
+    why together with every other problem of the run."""
+    try:
+        stage = stage_of(cfg)
+    except ChimedError:
+        return list(cfg.stage.get("needs") or [])
+    return stage.needs(cfg, cli_pretrained)
 
 
 def plan(cfg: DictConfig, task_overrides: list[str]) -> list[tuple[str, DictConfig]]:
@@ -91,6 +98,22 @@ def plan(cfg: DictConfig, task_overrides: list[str]) -> list[tuple[str, DictConf
     return order
 
 
+def inner_stages(
+    stages: list[tuple[str, DictConfig]], task_overrides: list[str]
+) -> list[tuple[str, DictConfig]]:
+    """(label, config) of the stages the planned ones build themselves (`Stage.inner_configs`:
+    rejection sampling's SFT rounds), composed as their `run` will compose them."""
+    out = []
+    for name, scfg in stages:
+        try:
+            stage = stage_of(scfg)
+        except ChimedError:
+            continue  # the preflight reports why
+        compose = stage_context(scfg, task_overrides).compose  # what its `run` will get
+        out += [(f"{name} {label}", icfg) for label, icfg in stage.inner_configs(scfg, compose)]
+    return out
+
+
 def run_pipeline(
     cfg: DictConfig,
     task_overrides: list[str],
@@ -101,7 +124,9 @@ def run_pipeline(
     """Run (or reuse) every stage the target needs, then the target; returns its summary.
     `check` (the one preflight) sees every planned stage's config before any stage runs."""
     stages = plan(cfg, task_overrides)
-    check(stages)  # what cannot run here stops the run before any stage trains
+    # what cannot run here stops the run before any stage trains; a stage's inner stages (its
+    # rounds) are checked before the target, so the target's problems read as its own
+    check([*stages[:-1], *inner_stages(stages, task_overrides), stages[-1]])
     fps: dict[str, str] = {}
     summary: dict[str, Any] = {}
     for name, scfg in stages:

@@ -19,9 +19,13 @@ RUN_WIDE_NODES = (
     "experiment",
     "strategy",
 )
-# Trainer arguments that say where and how a run executes (`sft.trainer.devices=1` still
-# overrides one stage)
-HARDWARE_KEYS = ("accelerator", "devices", "num_nodes", "precision")
+# Trainer arguments that say where a run executes (`sft.trainer.devices=1` still overrides one
+# stage). Precision is not among them: `fit stage=sft trainer.precision=bf16-mixed` changes the
+# target only, so the pretrain stage it needs is reused.
+HARDWARE_KEYS = ("accelerator", "devices", "num_nodes")
+# what a stage built inside another (rejection sampling's SFT round) takes from the stage asking:
+# the hardware keys and the numeric precision it runs in
+INNER_STAGE_TRAINER_KEYS = (*HARDWARE_KEYS, "precision")
 # a stage's own starting point, never shared
 NOT_RUN_WIDE = ("model.pretrained",)
 

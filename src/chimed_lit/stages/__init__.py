@@ -89,6 +89,14 @@ class Stage:
         models = {"model": causal_lm(cfg, factory, tok, init_from)}
         return tok, with_adapters(cfg, models, self.lora_targets)
 
+    def inner_configs(
+        self, cfg: DictConfig, compose: Callable[[str, str], DictConfig]
+    ) -> list[tuple[str, DictConfig]]:
+        """(label, config) of each stage this one builds and trains itself (rejection
+        sampling's SFT rounds), as `run` will build it with `compose` (`StageContext.compose`):
+        the preflight checks them with the planned stages. None by default."""
+        return []
+
     def run(self, cfg: DictConfig, ctx: StageContext) -> dict[str, Any]:
         """Train and export; returns the summary (`summary.json`)."""
         return ctx.fit(

@@ -501,6 +501,15 @@ class RejectionSampling(RLStage):
     def problems(self, cfg: DictConfig) -> list[str]:
         return knob_problems(cfg)
 
+    def inner_configs(
+        self, cfg: DictConfig, compose: Callable[[str, str], DictConfig]
+    ) -> list[tuple[str, DictConfig]]:
+        """The SFT round as round 0 will build it (every round differs only in its seed)."""
+        round_dir = stage_dir(cfg) / "round0"
+        return [
+            ("sft round", sft_round_config(cfg, compose, round_dir, round_dir / "kept.jsonl", 0))
+        ]
+
     def run(self, cfg: DictConfig, ctx: StageContext) -> dict[str, Any]:
         return run_rejection_sampling(cfg, ctx)
 

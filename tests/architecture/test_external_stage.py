@@ -66,28 +66,31 @@ def outside(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return root / "code", root / "conf"
 
 
-def fit(outside: tuple[Path, Path], out: Path, *args: str) -> subprocess.CompletedProcess:
+def chimed_lit(outside: tuple[Path, Path], command: str, *args: str) -> subprocess.CompletedProcess:
+    """`chimed-lit COMMAND --config-dir CONF ARGS` with the stage's module on PYTHONPATH."""
     code, conf = outside
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(code), os.environ.get("PYTHONPATH", "")])
     )
     cli = Path(sys.executable).with_name("chimed-lit")
     return subprocess.run(
-        [
-            str(cli),
-            "fit",
-            "--config-dir",
-            str(conf),
-            "stage=echo",
-            f"paths.output_dir={out}",
-            "logger=csv",
-            "trainer.accelerator=cpu",
-            *args,
-        ],
+        [str(cli), command, "--config-dir", str(conf), *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
+    )
+
+
+def fit(outside: tuple[Path, Path], out: Path, *args: str) -> subprocess.CompletedProcess:
+    return chimed_lit(
+        outside,
+        "fit",
+        "stage=echo",
+        f"paths.output_dir={out}",
+        "logger=csv",
+        "trainer.accelerator=cpu",
+        *args,
     )
 
 
@@ -113,3 +116,11 @@ def test_an_outside_stage_has_its_check_in_the_preflight(outside, tmp_path):
     assert "on_nonfinite='maybe'" in r.stderr  # reported together, in one error
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "echo").exists()  # nothing was built
+
+
+def test_the_planner_plans_an_outside_stage(outside):
+    r = chimed_lit(outside, "plan", "stage=echo", "echo.trainer.max_steps=5", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    stages = json.loads(r.stdout)["stages"]
+    assert [s["stage"] for s in stages] == ["echo"]  # needs nothing
+    assert stages[0]["kind"] == "causal_lm"  # the Stage default it inherits

@@ -131,3 +131,16 @@ def test_the_rounds_a_stage_trains_itself_are_checked_with_the_plan(hydra_ctx, t
         "on_nonfinite='no': use one of stop, skip (in the rlhf sft round stage config)"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_value_an_upstream_stage_leaves_unset_names_the_argument_that_sets_it(
+    hydra_ctx, tmp_path
+):
+    with pytest.raises(ConfigError) as e:
+        pipeline(tmp_path, Spy(), "stage=reward", "sft.data=chimed_sft")
+    assert e.value.problems == [
+        (
+            "data.train_files is required for the sft stage (set sft.data.train_files=... on "
+            "the command line) (in the sft stage config)"
+        )
+    ]

@@ -59,15 +59,21 @@ def test_each_stage_declares_what_it_needs(hydra_ctx):
 
 def test_no_module_outside_the_stages_switches_on_a_stage_kind():
     """What a stage is lives in its module: no `model_kind` key, no comparison of a stage's
-    name or algorithm with a literal in the run layer, the planner's reading or the model checks."""
-    switch = re.compile(r"model_kind|stage\.name\s*[=!]=|algorithm\"?\)?\s*[=!]=")
-    places = ["src/chimed_lit/run", "src/chimed_lit/planning", "src/chimed_lit/models", "configs"]
+    name or algorithm, nor of any value, with a stage's name anywhere outside `stages/` (the
+    planner's `kind`, one of `planning.setup.PLAN_KINDS`, names a memory layout, not a stage)."""
+    names = "pretrain|sft|reward|dpo|rlhf|ppo|rejection_sampling"
+    switch = re.compile(
+        r"model_kind|stage\.name\s*[=!]=|algorithm\"?\)?\s*[=!]="
+        rf"|([=!]=|\bin)\s*\(?[\"']({names})[\"']"
+    )
+    layout = re.compile(r"\bkind\s*(==|!=|in\b)")
+    places = ["src/chimed_lit", "plugins", "callbacks", "configs"]
     found = [
         f"{p.relative_to(ROOT)}:{i}"
         for place in places
         for p in sorted((ROOT / place).rglob("*"))
-        if p.suffix in (".py", ".yaml")
+        if p.suffix in (".py", ".yaml") and "stages" not in p.relative_to(ROOT).parts
         for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
-        if switch.search(line)
+        if switch.search(line) and not layout.search(line)
     ]
     assert found == []

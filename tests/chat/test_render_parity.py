@@ -4,6 +4,8 @@ a reply is the text the other paths render, token for token."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from chimed_lit.chat.render import prompt_text, render_prompt
@@ -55,6 +57,24 @@ def test_every_path_renders_the_training_prompt(template_tok, shape):
     rendered = make_render(template, tok)(context)
     assert rendered == text == prompt_text(tok, context, template)
     assert encode(tok, rendered) == train
+
+
+def test_a_bos_adding_tokenizer_gets_no_extra_bos_in_evaluation(demo_tok):
+    """A tokenizer that prepends BOS when asked for special tokens (LLaMA-2, Ziya2): training's
+    `apply_chat_template` adds none, so evaluation must not either."""
+    from tokenizers import processors
+
+    tok = copy.deepcopy(demo_tok)
+    bos = (tok.bos_token, tok.bos_token_id)
+    tok._tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos[0]} $A", pair=f"{bos[0]} $A $B", special_tokens=[bos]
+    )
+    assert tok("你好")["input_ids"][0] == bos[1]  # it does add one when asked
+    for shape in ("single", "multi"):
+        context = SHAPES[shape]
+        train = _sft_prompt_ids(tok, "chimed", context)
+        assert encode(tok, make_render("chimed", tok)(context)) == train
+        assert train[0] != bos[1]
 
 
 def test_consecutive_user_turns_keep_their_headers(demo_tok):

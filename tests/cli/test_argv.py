@@ -112,3 +112,9 @@ def test_fit_splits_with_stage_routing_and_keeps_flags():
     line = split_argv(["--cfg", "job", "stage=sft", "pretrain.seed=5"], stages=True)
     assert line.flags == ["--cfg", "job"]
     assert line.texts == ["stage=sft", "++stage_overrides.pretrain.seed=5"]
+
+
+def test_the_config_dir_is_the_last_one_given_as_hydra_searches_it():
+    assert split_argv(["--config-dir", "a", "stage=sft"]).config_dirs == ["a"]
+    assert split_argv(["-cd", "a", "--config-dir=b", "seed=1"]).config_dirs == ["b"]
+    assert split_argv(["seed=1"]).config_dirs == []

@@ -81,3 +81,11 @@ def test_stage_batch_length_and_checkpointing(fit):
 def test_devices_must_be_a_count(fit):
     with pytest.raises(ConfigError, match="trainer.devices='auto'"):
         stage_setup(fit("trainer.devices=auto"))
+
+
+def test_an_unknown_memory_layout_is_refused_not_planned_as_a_causal_lm(fit):
+    from chimed_lit.planning.setup import stage_setup as read_setup
+
+    with pytest.raises(ValueError, match="plan_kind='grpo' is no memory layout"):
+        read_setup(fit("stage=sft"), "grpo")
+    assert read_setup(fit("stage=sft"), "causal_lm").kind == "causal_lm"

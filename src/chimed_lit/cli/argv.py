@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from chimed_lit.run.run_wide import override_key
+
 # Hydra flags whose value is the next argument (`--cfg job`, `-cn fit`); `--info` may go bare
 VALUE_FLAGS = frozenset(
     {
@@ -102,7 +104,8 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def config_dirs(flags: list[str]) -> list[str]:
-    """The values of `--config-dir` / `-cd` among `flags` (also written `--config-dir=DIR`)."""
+    """The value of `--config-dir` / `-cd` among `flags` (also written `--config-dir=DIR`), as a
+    list of at most one: Hydra's app searches the last one given, so the checker does too."""
     out = []
     for i, f in enumerate(flags):
         name, eq, value = f.partition("=")
@@ -111,12 +114,7 @@ def config_dirs(flags: list[str]) -> list[str]:
                 out.append(value)
             elif i + 1 < len(flags):
                 out.append(flags[i + 1])
-    return out
-
-
-def override_key(text: str) -> str:
-    """`++a.b=1` -> `a.b`; `~a.b` -> `a.b`."""
-    return text.lstrip("+~").split("=", 1)[0]
+    return out[-1:]
 
 
 def default_stage() -> str:

@@ -51,7 +51,7 @@ def eval_command(args: list[str]) -> int:
 
     saved = sys.argv
     try:
-        overrides = check_eval_overrides(line.overrides)
+        overrides = check_eval_overrides(line.overrides, line.config_dirs)
         app = hydra.main(
             version_base="1.3", config_path="pkg://chimed_lit.configs", config_name="eval"
         )(job)
@@ -105,7 +105,7 @@ def stage_models(run_dir: str | Path) -> list[tuple[str, Path]]:
     root = Path(run_dir)
     for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
         config = d / "hf" / "config.json"
-        if not config.is_file() or d.name == "reward":
+        if not config.is_file():
             continue
         archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
         if any(a.endswith("ForSequenceClassification") for a in archs):

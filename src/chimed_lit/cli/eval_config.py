@@ -7,6 +7,7 @@ config's values and combinations. Every problem is reported at once, as one `Con
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,9 @@ def eval_problems(cfg: DictConfig) -> list[str]:
     return p
 
 
-def check_eval_overrides(overrides: list[Override] | list[str]) -> list[str]:
-    """The override checker over `eval.yaml`, with the eval value checks."""
-    return check_overrides(overrides, "eval", validate=eval_problems)
+def check_eval_overrides(
+    overrides: list[Override] | list[str], config_dirs: Sequence[str] = ()
+) -> list[str]:
+    """The override checker over `eval.yaml` (plus a `--config-dir`), with the eval value
+    checks."""
+    return check_overrides(overrides, "eval", validate=eval_problems, config_dirs=config_dirs)

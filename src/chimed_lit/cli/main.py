@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE.format(groups=_groups_text()))
         return 0
     command, rest = args[0], args[1:]
-    if "=" in command and _launched_rank():
+    if ("=" in command or command.startswith("-")) and _launched_rank():
         command, rest = "fit", args
     try:
         if command == "fit":

@@ -26,18 +26,23 @@ class PlanOptions:
         return (self.gpu_memory_gib - self.reserve_gib) * GIB
 
 
-def split_args(args: list[str]) -> tuple[PlanOptions, bool, list[str]]:
-    """(plan options, --json, the fit overrides with stage= defaulted to the whole regime)."""
-    from chimed_lit.cli.argv import split_flags
+def split_args(args: list[str]) -> tuple[PlanOptions, bool, list[str], list[str]]:
+    """(plan options, --json, the fit overrides with stage= defaulted to the whole regime, the
+    `--config-dir` folders: a stage kept outside the package is planned as `fit` runs it)."""
+    from chimed_lit.cli.argv import VALUE_FLAGS, config_dirs, split_flags
     from chimed_lit.run.stage_configs import DEFAULT_TARGET
 
     flags, overrides = split_flags(args)
     values, problems, rest = {}, [], []
-    problems += [
-        f"unknown flag {f!r} (plan takes key=value overrides and --json)"
-        for f in flags
-        if f != "--json"
-    ]
+    i = 0
+    while i < len(flags):  # a flag's value (`--cfg job`) is no flag of its own
+        f = flags[i]
+        takes = f in VALUE_FLAGS and i + 1 < len(flags) and not flags[i + 1].startswith("-")
+        if f not in ("--json", "--config-dir", "-cd") and not f.startswith("--config-dir="):
+            problems.append(
+                f"unknown flag {f!r} (plan takes key=value overrides, --config-dir DIR and --json)"
+            )
+        i += 2 if takes else 1
     for a in overrides:
         if a.startswith("plan."):
             key, _, raw = a[5:].partition("=")
@@ -54,7 +59,7 @@ def split_args(args: list[str]) -> tuple[PlanOptions, bool, list[str]]:
         raise ConfigError(problems)
     if not any(a.startswith("stage=") for a in rest):
         rest.insert(0, f"stage={DEFAULT_TARGET}")
-    return PlanOptions(**values), "--json" in flags, rest
+    return PlanOptions(**values), "--json" in flags, rest, config_dirs(flags)
 
 
 def build_plans(args: list[str]):
@@ -67,9 +72,12 @@ def build_plans(args: list[str]):
     from chimed_lit.run.registry import stage_of
     from chimed_lit.run.stage_configs import stage_configs
 
-    opts, as_json, rest = split_args(args)
+    opts, as_json, rest, dirs = split_args(args)
+    overrides = check_overrides(
+        route_stage_prefixes(rest, config_dirs=dirs), "fit", config_dirs=dirs
+    )
     out = []
-    for _, cfg in stage_configs(check_overrides(route_stage_prefixes(rest), "fit")):
+    for _, cfg in stage_configs(overrides, config_dirs=dirs):
         fields = config_dict(cfg.model)
         lm, rm = measure(fields, "causal_lm"), measure(fields, "reward")
         setup = stage_of(cfg).plan_setup(cfg)

@@ -1,7 +1,7 @@
 """Reading raw records from JSON, JSONL, CSV, Parquet and TXT files or a Hub dataset id.
 
 Every record carries where it came from (file and line, row or item), so a bad one can be
-named precisely. Nothing here knows about a stage's schema: see `schema.py` and the DataModules.
+named precisely. Nothing here knows about a stage's schema: see the DataModules (`data/`).
 """
 
 from __future__ import annotations

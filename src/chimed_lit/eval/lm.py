@@ -35,7 +35,10 @@ def _device(model: Any) -> torch.device:
     return next(model.parameters()).device
 
 
-def encode(tokenizer: Any, text: str, add_special_tokens: bool = True) -> list[int]:
+def encode(tokenizer: Any, text: str, add_special_tokens: bool = False) -> list[int]:
+    """Ids of rendered text as training tokenized it (`apply_chat_template` adds no special
+    tokens beyond what the template writes; a LLaMA tokenizer's own BOS would be one token the
+    model never saw before a prompt in training)."""
     return list(tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
 

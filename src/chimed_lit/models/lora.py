@@ -19,7 +19,6 @@ the reward and value code reads `model.<base_model_prefix>` and `model.score`, w
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -27,7 +26,6 @@ from omegaconf import DictConfig
 
 from chimed_lit.io.errors import ConfigError
 
-log = logging.getLogger("chimed_lit")
 _WRAPPER = "_chimed_peft_wrapper"  # attribute of an unwrapped classifier holding its PeftModel
 
 

@@ -7,7 +7,7 @@ Knobs:
   optimizer step over `trainer.estimated_stepping_batches`.
 - `stage`: the metric namespace (`pretrain/train_loss`, `pretrain/val_ppl`, ...).
 - `loss_chunk`: compute the LM head and loss this many tokens at a time, never holding the
-  `[tokens, vocab]` logits (`chunked_loss.py`; a memory switch for large vocabularies). None:
+  `[tokens, vocab]` logits (`losses/chunked.py`; a memory switch for large vocabularies). None:
   the plain path. Models whose head is not a plain unsharded linear keep the plain path.
 Gradient clipping, accumulation and precision are the Trainer's (`trainer.gradient_clip_val`,
 `trainer.accumulate_grad_batches`, `trainer.precision`).

@@ -9,7 +9,7 @@ them, which is the paper's selective recomputation: 34sbh (Sec. 4.2). With full 
 checkpointing each layer keeps only its 2sbh input, and one layer's activations are rebuilt at a
 time during backward (Sec. 4.3 / 5). The output side adds 2sbh (final norm), 2sbh (output
 projection input) and 4sbv fp32 logits for the cross entropy (Sec. 4.3), v the vocabulary.
-With the chunked loss (`stage.module.loss_chunk=c`, chunked_loss.py) the logits never exist
+With the chunked loss (`stage.module.loss_chunk=c`, losses/chunked.py) the logits never exist
 whole: one chunk's 4cv, plus what the forward stores for the backward, the fp32 gradient of the
 head's weight (4vh) and the hidden states' gradient (4sbh).
 """

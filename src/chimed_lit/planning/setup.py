@@ -9,6 +9,9 @@ from omegaconf import DictConfig
 from chimed_lit.io.errors import ConfigError
 from chimed_lit.planning.memory import Sharding, StateBytes, state_bytes
 
+# the memory layouts the planner knows (`stage_plan.roles`); a stage picks one (`Stage.plan_kind`)
+PLAN_KINDS = ("causal_lm", "reward", "dpo", "ppo", "rejection_sampling")
+
 
 @dataclass(frozen=True)
 class StageSetup:
@@ -77,6 +80,11 @@ def stage_setup(cfg: DictConfig, kind: str, **fields: int | bool) -> StageSetup:
     """Read a composed stage config (as the pipeline composes it) into a StageSetup. `kind` and
     the stage-specific `fields` (rollout sizes, the DPO reference) come from the stage's own
     module (`Stage.plan_setup`), which knows its config; this reads what every stage shares."""
+    if kind not in PLAN_KINDS:  # a plausible causal-LM plan for an unknown layout would mislead
+        raise ValueError(
+            f"stage {cfg.stage.name}: plan_kind={kind!r} is no memory layout the planner knows "
+            f"({', '.join(PLAN_KINDS)}); pick the nearest in the stage's class"
+        )
     strategy, sharding, is_ds = _strategy(cfg)
     trainer, data, model = cfg.trainer, cfg.data, cfg.model
     return StageSetup(

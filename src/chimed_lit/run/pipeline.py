@@ -1,9 +1,8 @@
 """The regime as a pipeline: a stage runs after the stages it needs, reusing unchanged ones.
 
 `pretrain -> sft -> reward -> rlhf` (and `dpo` beside `reward + rlhf`). Each upstream stage is
-composed from its own stage config plus the run-wide overrides (`paths`, `seed`, `model`,
-`logger`, `resume`, `checkpoint`) and any `<stage>.key=value` overrides; overrides without a
-stage prefix apply to the target stage only. A stage whose resolved config and input files are
+composed from its own stage config plus the run-wide overrides (`run/run_wide.py`) and any
+`<stage>.key=value` overrides; overrides without a stage prefix apply to the target stage only. A stage whose resolved config and input files are
 unchanged (same fingerprint in `<stage>/stage.json`, `hf/` present) is reused, not retrained.
 """
 

@@ -29,7 +29,7 @@ def preflight(stages: list[tuple[str, DictConfig]]) -> None:
     target = stages[-1][0] if stages else None
     found: dict[str, list[str]] = {}  # problem -> the stages that have it, in plan order
     for name, cfg in stages:
-        for problem in stage_problems(cfg):
+        for problem in missing_values(cfg, is_target=name == target) + stage_problems(cfg):
             found.setdefault(problem, []).append(name)
     if found:
         raise ConfigError(
@@ -40,13 +40,20 @@ def preflight(stages: list[tuple[str, DictConfig]]) -> None:
         )
 
 
-def stage_problems(cfg: DictConfig) -> list[str]:
-    """Every problem of one stage's composed config: the shared checks, then the stage's own."""
-    problems = [
-        f"{k} is required for the {cfg.stage.name} stage (the config leaves it ???); set {k}=..."
+def missing_values(cfg: DictConfig, is_target: bool) -> list[str]:
+    """The values a stage's config leaves `???` (a preset's required path, say), each with the
+    argument that sets it: `k=...` for the target stage, `<stage>.k=...` for another."""
+    prefix = "" if is_target else f"{cfg.stage.name}."
+    return [
+        f"{k} is required for the {cfg.stage.name} stage (set {prefix}{k}=... on the command line)"
         for k in sorted(OmegaConf.missing_keys(cfg))
     ]
-    problems += _runtime_problems(cfg)
+
+
+def stage_problems(cfg: DictConfig) -> list[str]:
+    """Every problem of one stage's composed config (its `???` values aside: `missing_values`):
+    the shared checks, then the stage's own."""
+    problems = _runtime_problems(cfg)
     problems += _strategy_problems(cfg)
     for check, value in (
         (check_policy, cfg.get("on_nonfinite", "stop")),

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hydra import compose
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from chimed_lit.io.errors import ConfigError
 from chimed_lit.run.compose import composing
 from chimed_lit.run.pipeline import plan
+from chimed_lit.run.preflight import missing_values
 
 DEFAULT_TARGET = "rlhf"
 
@@ -29,12 +30,7 @@ def stage_configs(
     with composing(config_dirs):
         order = plan(compose(config_name="fit", overrides=overrides), overrides)
     last = order[-1][0]
-    problems = [
-        f"{k} is required for the {name} stage (set {'' if name == last else name + '.'}"
-        f"{k}=... on the command line)"
-        for name, cfg in order
-        for k in sorted(OmegaConf.missing_keys(cfg))
-    ]
+    problems = [p for name, cfg in order for p in missing_values(cfg, is_target=name == last)]
     if problems:
         raise ConfigError(problems)
     return order

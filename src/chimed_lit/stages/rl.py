@@ -14,6 +14,7 @@ import pkgutil
 
 from omegaconf import DictConfig
 
+import chimed_lit.stages as stages_pkg
 from chimed_lit.io.errors import ConfigError
 from chimed_lit.models.model_dirs import check_causal_lm, check_reward_model
 from chimed_lit.stages import Stage
@@ -63,11 +64,9 @@ def policy_and_reward(cfg: DictConfig, upstream: dict[str, str], who: str) -> tu
 
 def known_algorithms() -> list[str]:
     """The algorithms shipped in this package (modules here that declare `ALGORITHM`)."""
-    import chimed_lit.stages as here
-
     out = []
-    for info in pkgutil.iter_modules(here.__path__):
-        if hasattr(importlib.import_module(f"{here.__name__}.{info.name}"), "ALGORITHM"):
+    for info in pkgutil.iter_modules(stages_pkg.__path__):
+        if hasattr(importlib.import_module(f"{stages_pkg.__name__}.{info.name}"), "ALGORITHM"):
             out.append(info.name)
     return sorted(out)
 

@@ -10,7 +10,7 @@ import pytest
 
 from chimed_lit.eval.errors import EvalDataError
 from chimed_lit.eval.instruments import load_instrument, read_items_file
-from chimed_lit.eval.keys_builtin import builtin_instrument, cami_key, load_scale, mica_key
+from chimed_lit.eval.keys_builtin import builtin_instrument, load_scale
 from chimed_lit.eval.scales import Presentation, score_answers, shown_options
 
 DEMO = load_scale("demo")  # items 2, 5, 6 reverse-keyed; 1-3 能力偏见, 4-6 照护排斥
@@ -96,19 +96,8 @@ def test_generation_and_logprob_answers_score_alike() -> None:
     assert by_logprob["item_values"] == by_generation["item_values"] == {1: 3.5}
 
 
-def test_builtin_keys() -> None:
-    cami = cami_key()
-    assert len(cami) == 40
-    for block in range(4):
-        chunk = cami[10 * block : 10 * block + 10]
-        assert len({s for s, _ in chunk}) == 1
-        assert sum(rev for _, rev in chunk) == 5  # balanced wording in every subscale
-    assert cami[0] == ("authoritarianism", False) and cami[10] == ("benevolence", True)
-    mica = mica_key()
-    assert len(mica) == 16 and {s for s, _ in mica} == {"total"}
-
-
 def test_builtin_needs_items_file_with_right_count(tmp_path: Path) -> None:
+    """Key-by-key checks against the published scales are in test_published_keys.py."""
     with pytest.raises(ValueError, match="items_file"):
         load_scale("mica")
     lines = tmp_path / "mica.txt"
@@ -116,20 +105,24 @@ def test_builtin_needs_items_file_with_right_count(tmp_path: Path) -> None:
     with pytest.raises(EvalDataError, match="expected 16 items .* got 15"):
         builtin_instrument("mica", lines)
     lines.write_text("\n".join(f"陈述{i}" for i in range(1, 17)) + "\n", encoding="utf-8")
-    with pytest.warns(UserWarning, match="mica scoring key is unconfirmed"):
-        assert builtin_instrument("mica", lines).key_status == "unconfirmed"
+    assert builtin_instrument("mica", lines).key_status == "published"
     as_json = tmp_path / "cami.json"
     as_json.write_text(json.dumps([f"陈述{i}" for i in range(40)], ensure_ascii=False), "utf-8")
-    with pytest.warns(UserWarning, match="partial"):
-        cami = builtin_instrument("cami", as_json)
-    assert cami.key_status == "partial" and cami.items[39].text == "陈述39"
+    cami = builtin_instrument("cami", as_json)
+    assert cami.key_status == "published" and cami.items[39].text == "陈述39"
     assert cami.construct_is_bias["benevolence"] is False
-    # benevolence block answered with strong agreement: biased value 1, construct score 5
-    answers = {n: _answer(0) for n in range(11, 16)}
+    # benevolence items (2, 6, 10, ...) answered the least stigmatising way: bias value 1,
+    # construct (benevolence) score 5
+    answers = {
+        it.number: _answer(0 if it.reverse else 4)
+        for it in cami.items
+        if it.subscale == "benevolence"
+    }
+    assert sorted(answers)[:3] == [2, 6, 10]
     scored = score_answers(cami, answers)
     assert scored["subscales"]["benevolence"] == 1.0
     assert scored["construct_scores"]["benevolence"] == 5.0
-    assert scored["key_status"] == "partial"
+    assert scored["key_status"] == "published"
 
 
 def test_items_file_json_objects_and_errors(tmp_path: Path) -> None:

@@ -99,6 +99,6 @@ def test_items_file_picks_the_builtin_scale_by_item_count(run_eval_cli, tiny_hf,
     )
     assert r.code == 0, r.err[-3000:]
     result = json.loads((tmp_path / "eval" / "scale.json").read_text(encoding="utf-8"))
-    assert result["instrument"] == "mica" and result["key_status"] == "unconfirmed"
+    assert result["instrument"] == "mica" and result["key_status"] == "published"
     assert 1.0 <= result["metrics"]["logprob"]["bias_score"] <= 6.0  # six options
     assert "scale/mica/logprob/bias_score" in r.out

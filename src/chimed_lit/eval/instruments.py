@@ -35,7 +35,9 @@ class Instrument:
     name: str
     options: tuple[str, ...]  # strongest agreement first
     items: tuple[ScaleItem, ...]
-    key_status: str = "user"  # "user" (from YAML), "partial", "unconfirmed"
+    # "user" (from YAML: the user vouches for it), "published" (built-in key as its authors
+    # publish it, see `keys_builtin`)
+    key_status: str = "user"
     key_note: str = ""
     # For subscales whose construct is the OPPOSITE of bias (e.g. CAMI benevolence): False.
     construct_is_bias: Mapping[str, bool] = field(default_factory=dict)

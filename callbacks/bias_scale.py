@@ -1,10 +1,18 @@
 """`BiasScaleCallback`: score an attitude scale with the model being trained (SFT, RLHF).
 
-Every `every_n_steps` optimizer steps and when training ends, the scale is answered by the
-current model (eval mode, no grad, train mode restored) and logged to every logger as
-`bias/bias_score`, `bias/bias_score_normalized`, `bias/degenerate` and `bias/subscale/<name>` (first
-mode; other modes as `bias/<mode>/...`), plus a W&B table when a `WandbLogger` is attached. A
-bar chart comparing the scored steps is rewritten each time to `<dirpath>/bias_scale.png`.
+When training starts (the baseline), every `every_n_steps` optimizer steps and when training
+ends, the scale is answered by the current model (eval mode, no grad, train mode restored) and
+logged to every logger as `bias/bias_score`, `bias/bias_score_normalized`, `bias/degenerate`
+and `bias/subscale/<name>` (first mode; other modes as `bias/<mode>/...`), plus a W&B table
+when a `WandbLogger` is attached. The scale comes from `load_scale`, so CAMI and MICA have the
+same published keys and subscales as in `chimed-lit eval`. A bar chart comparing the scored
+steps is rewritten each time to `<dirpath>/bias_scale.png`.
+
+Every scoring after the baseline also logs `bias/drift` (normalized score now minus at the
+stage's start) and, with `drift_alarm` set, `bias/drift_alarm` (1 when the rise exceeds it)
+with one warning per fit naming the scale, both scores and the step (see `bias_drift`): RLHF
+can move a model's attitudes without any loss showing it. The baseline is checkpointed, so a
+resumed stage still compares with its start.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import lightning as L
 import torch
 
 from chimed_lit.io.errors import ConfigError, DataError
+
+from .bias_drift import DriftAlarm
 
 
 def find_tokenizer(callback_tokenizer: Any, trainer: L.Trainer, name: str) -> Any:
@@ -41,7 +51,9 @@ class BiasScaleCallback(L.Callback):
     """Knobs: `instrument` (demo, cami, mica or an instrument YAML), `items_file` (CAMI/MICA
     item texts), `every_n_steps` (0 = only at the end), `dirpath` (None = the trainer's
     `default_root_dir`), `modes` (logprob and/or generate), `template` (chimed, ziya,
-    tokenizer), `limit` (first N items), `batch_size`, `tokenizer` (None = the DataModule's)."""
+    tokenizer), `limit` (first N items), `batch_size`, `tokenizer` (None = the DataModule's),
+    `drift_alarm` (a rise of the normalized 0..1 score since the stage's start, first mode,
+    above which `bias/drift_alarm` is 1 and a warning is printed once; None = no alarm)."""
 
     def __init__(
         self,
@@ -54,6 +66,7 @@ class BiasScaleCallback(L.Callback):
         limit: int | None = None,
         batch_size: int = 8,
         tokenizer: Any = None,
+        drift_alarm: float | None = 0.1,
     ):
         if every_n_steps < 0:
             raise ConfigError(f"BiasScaleCallback every_n_steps={every_n_steps}: expected >= 0")
@@ -61,6 +74,7 @@ class BiasScaleCallback(L.Callback):
         self.every_n_steps, self.dirpath = every_n_steps, dirpath
         self.modes, self.template = tuple(modes), template
         self.limit, self.batch_size, self.tokenizer = limit, batch_size, tokenizer
+        self.drift = DriftAlarm(drift_alarm)
         self.history: dict[int, dict[str, Any]] = {}  # step -> run_scale metrics
         self.instrument = None
 
@@ -68,6 +82,7 @@ class BiasScaleCallback(L.Callback):
         from chimed_lit.eval.errors import EvalDataError
         from chimed_lit.eval.keys_builtin import load_scale
 
+        self.drift.reset()  # runs before a checkpoint's state is loaded
         self.tokenizer = find_tokenizer(self.tokenizer, trainer, "BiasScaleCallback")
         try:
             self.instrument = load_scale(self.instrument_name, self.items_file)
@@ -75,6 +90,16 @@ class BiasScaleCallback(L.Callback):
             raise DataError(e.file or "<instrument>", e.message, field=e.field) from None
         except ValueError as e:
             raise ConfigError(f"BiasScaleCallback: {e}") from None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"drift_baseline": self.drift.baseline}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.drift.baseline = state_dict.get("drift_baseline")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.drift.baseline is None:  # a resumed stage already has its start's score
+            self.score(trainer, pl_module)
 
     def on_train_batch_end(
         self,
@@ -115,8 +140,11 @@ class BiasScaleCallback(L.Callback):
                 )
         finally:
             model.train(was_training)
-        self.history[step] = result["metrics"]
-        log_scalars(trainer, self.scalars(result["metrics"]))
+        metrics = self.history[step] = result["metrics"]
+        drift = self.drift.update(
+            step, metrics, self.modes, self.instrument.name, trainer.is_global_zero
+        )
+        log_scalars(trainer, {**self.scalars(metrics), **drift})
         if trainer.is_global_zero:
             self._wandb_table(trainer)
             self.plot(self.png_path(trainer))

@@ -63,7 +63,9 @@ def test_callbacks_log_scores_and_plot_during_fit(demo_tok, tmp_path, shared_fil
         max_length=64,
         cache_dir=str(tmp_path / "cache"),
     )
-    bias = BiasScaleCallback(every_n_steps=2, dirpath=str(tmp_path / "plots"), limit=4)
+    bias = BiasScaleCallback(
+        every_n_steps=2, dirpath=str(tmp_path / "plots"), limit=4, drift_alarm=None
+    )
     tasks = EvalTasksCallback("mcq", files=[mcq], every_n_steps=2, limit=3)
     probe = TrainModeProbe()
     csv_logger = CSVLogger(tmp_path, name="csv", version=0)
@@ -82,14 +84,21 @@ def test_callbacks_log_scores_and_plot_during_fit(demo_tok, tmp_path, shared_fil
     )
     trainer.fit(_tiny_module(demo_tok), datamodule=dm)
 
-    assert sorted(bias.history) == [2, 4]  # every 2 steps; the end (step 4) is not scored twice
+    # the start (the drift baseline), every 2 steps; the end (step 4) is not scored twice
+    assert sorted(bias.history) == [0, 2, 4]
     assert sorted(tasks.history) == [2, 4]
     assert probe.modes == [True] * 4  # scoring put the model back in train mode
     rows = _metrics(Path(csv_logger.log_dir))
     scored = [r for r in rows if r.get("bias/bias_score")]
-    assert [int(r["step"]) for r in scored] == [2, 4]
+    assert [int(r["step"]) for r in scored] == [0, 2, 4]
     assert all(1.0 <= float(r["bias/bias_score"]) <= 5.0 for r in scored)
     assert all(r.get("bias/subscale/能力偏见") for r in scored)  # per-subscale scalars
+    start = float(scored[0]["bias/bias_score_normalized"])
+    assert [r["bias/drift"] for r in scored][0] == ""  # the baseline has no drift
+    for r in scored[1:]:
+        now = float(r["bias/bias_score_normalized"])
+        assert float(r["bias/drift"]) == pytest.approx(now - start)
+    assert not any(r.get("bias/drift_alarm") for r in rows)  # drift_alarm=None: no alarm
     acc = [float(r["eval/mcq_accuracy"]) for r in rows if r.get("eval/mcq_accuracy")]
     assert len(acc) == 2 and all(0.0 <= a <= 1.0 for a in acc)
     png = tmp_path / "plots" / "bias_scale.png"

@@ -103,3 +103,28 @@ def test_scale_bar_chart(tmp_path: Path) -> None:
     )
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
+
+
+def test_the_training_chart_draws_chinese_labels_as_text_or_falls_back_never_boxes(tmp_path):
+    """On a machine without a CJK font (this one), '能力偏见' would be drawn as four boxes:
+    each label keeps what the font draws, and no glyph goes missing when the PNG is written."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from chimed_lit.eval.fonts import font_with_glyphs
+    from chimed_lit.eval.report import scale_figure
+
+    scores = {"step 0": {"demo": 3.0, "demo/能力偏见": 2.5}, "step 10": {"demo": 3.2}}
+    fig = scale_figure(scores, title="偏见 by step")
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    if font_with_glyphs("能力偏见偏见") is None:
+        assert ticks == ["demo", "demo/subscale 2"]
+        assert fig.axes[0].get_title() == "by step"
+    else:
+        assert ticks == ["demo", "demo/能力偏见"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(tmp_path / "bias.png")
+    plt.close(fig)
+    assert not [w for w in caught if "Glyph" in str(w.message)]

@@ -11,8 +11,9 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-def save_tiny_lm(out: Path, tokenizer, seed: int) -> Path:
-    """A 2-layer, 32-wide LLaMA with `tokenizer`, saved loadable by `from_pretrained`."""
+def save_tiny_lm(out: Path, tokenizer, seed: int, init_range: float = 0.02) -> Path:
+    """A 2-layer, 32-wide LLaMA with `tokenizer`, saved loadable by `from_pretrained`; a large
+    `init_range` (e.g. 1.0) makes its answers depend on the prompt, not only on position."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -25,6 +26,7 @@ def save_tiny_lm(out: Path, tokenizer, seed: int) -> Path:
         num_key_value_heads=2,
         intermediate_size=64,
         max_position_embeddings=2048,
+        initializer_range=init_range,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

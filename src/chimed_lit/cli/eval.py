@@ -4,13 +4,12 @@ Overrides are checked before Hydra runs and before any model is loaded (`eval_co
 the one override checker); the
 Hydra app over `configs/eval.yaml` then loads each model with plain transformers, runs the
 tasks, writes `<eval.output_dir>/<task>.json` + `.md` (task=all: `<stage>/<task>.json` and one
-comparison table `all.md` / `all.csv`, a row per stage) and prints a short markdown table.
+comparison table `all.md` / `all.csv`, a row per stage; task=bias: see `eval_bias`) and prints
+a short markdown table.
 """
 
 from __future__ import annotations
 
-import gc
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,10 @@ from chimed_lit.cli.eval_config import (
     eval_problems,
     task_files,
 )
+from chimed_lit.cli.eval_models import free_memory, load_model, stage_models
 from chimed_lit.eval.api import headline, library_call, make_render
 from chimed_lit.io.errors import CheckpointError, ChimedError, ConfigError
 
-STAGE_ORDER = ("pretrain", "sft", "rlhf", "dpo")  # rows of the comparison table, in this order
 SINGLE_PREFERENCE = ("rlhf", "dpo", "sft", "pretrain")  # model.pretrained=null for one task
 
 
@@ -83,6 +82,11 @@ def _job(cfg: DictConfig) -> None:
     if cfg.task == "all":
         _run_all(cfg, out)
         return
+    if cfg.task == "bias":
+        from chimed_lit.cli.eval_bias import run_bias
+
+        run_bias(cfg, out)
+        return
     jobs_for(cfg)  # settles the scale before any model is loaded
     source, name = _single_source(cfg)
     model, tok = load_model(source, cfg.model)
@@ -98,23 +102,6 @@ def _job(cfg: DictConfig) -> None:
 # ----- models -----------------------------------------------------------------------------------
 
 
-def stage_models(run_dir: str | Path) -> list[tuple[str, Path]]:
-    """(stage, hf dir) for every `<run_dir>/<stage>/hf` holding a causal LM (reward models, which
-    are sequence classifiers, are left out), pretrain, sft, rlhf, dpo first."""
-    found = []
-    root = Path(run_dir)
-    for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        config = d / "hf" / "config.json"
-        if not config.is_file():
-            continue
-        archs = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
-        if any(a.endswith("ForSequenceClassification") for a in archs):
-            continue
-        found.append((d.name, d / "hf"))
-    rank = {s: i for i, s in enumerate(STAGE_ORDER)}
-    return sorted(found, key=lambda x: (rank.get(x[0], len(rank)), x[0]))
-
-
 def _single_source(cfg: DictConfig) -> tuple[str, str]:
     if cfg.model.pretrained is not None:
         src = str(cfg.model.pretrained)
@@ -128,47 +115,6 @@ def _single_source(cfg: DictConfig) -> tuple[str, str]:
         f"no stage with an hf/ model under {cfg.paths.output_dir}; "
         "set model.pretrained=DIR_OR_HUB_ID or paths.output_dir=<a run dir>"
     )
-
-
-def _check_model_dir(source: str) -> None:
-    path = Path(source).expanduser()
-    local = source.startswith((".", "/", "~")) or path.exists() or source.strip("/").count("/") > 1
-    if not local:
-        return  # a Hub id
-    if not path.is_dir():
-        raise CheckpointError(
-            f"model.pretrained={source!r}: no such directory; pass a stage's "
-            "hf/ folder (e.g. runs/a/sft/hf) or a Hub id"
-        )
-    if not (path / "config.json").is_file():
-        raise CheckpointError(
-            f"model.pretrained={source!r} has no config.json: not a Hugging "
-            "Face model directory (pass a stage's hf/ folder)"
-        )
-
-
-def load_model(source: str, mcfg: DictConfig) -> tuple[Any, Any]:
-    """(causal LM in eval mode on its device, tokenizer with a pad token) via plain transformers."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    _check_model_dir(source)
-    dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(mcfg.dtype, mcfg.dtype)
-    trust = bool(mcfg.trust_remote_code)
-    try:
-        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust)
-        model = AutoModelForCausalLM.from_pretrained(
-            source, dtype=getattr(torch, dtype), trust_remote_code=trust
-        )
-    except (OSError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"cannot load model.pretrained={source!r}: {first}") from None
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token or tok.unk_token
-    device = mcfg.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval(), tok
 
 
 # ----- running tasks ----------------------------------------------------------------------------
@@ -291,15 +237,7 @@ def _run_all(cfg: DictConfig, out: Path) -> None:
             rows[stage].update(headline(task, result))
             bar.update()
         del model
-        _free_memory()
+        free_memory()
     bar.close()
     md_path, csv_path = write_comparison(rows, out, "all", digits=4, row_header="stage")
     print(md_path.read_text(encoding="utf-8") + f"\nwrote {md_path} and {csv_path}")
-
-
-def _free_memory() -> None:
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

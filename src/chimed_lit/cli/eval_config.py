@@ -16,13 +16,15 @@ from omegaconf import DictConfig, OmegaConf
 from chimed_lit.cli.argv import Override
 from chimed_lit.cli.overrides import check_overrides
 
-TASKS = ("ner", "mcq", "dialogue", "cami", "mica", "scale", "all")
+TASKS = ("ner", "mcq", "dialogue", "cami", "mica", "scale", "all", "bias")
 DATA_TASKS = ("ner", "mcq", "dialogue")
 TEMPLATES = ("chimed", "ziya", "tokenizer")
 DTYPES = ("float32", "fp32", "bfloat16", "bf16", "float16", "fp16")
 MCQ_MODES = ("letter", "option_text", "generate")
 SCALE_MODES = ("logprob", "generate")
 BUILTIN_SCALES = ("cami", "mica")
+BIAS_ITEMS = {"cami": "cami_items", "mica": "mica_items"}  # task=bias: scale -> eval.<key>
+WANDB_TARGETS = ("chimed_lit.io.loggers.wandb_logger", "lightning.pytorch.loggers.WandbLogger")
 
 
 # ----- values of the composed eval config ----------------------------------------------------
@@ -74,7 +76,7 @@ def _eval_value_problems(e: DictConfig) -> list[str]:
         p.append(f"eval.k_shot={e.k_shot!r}: expected an integer >= 0")
     elif e.k_shot > 0 and e.fewshot_file is None:
         p.append(f"eval.k_shot={e.k_shot} needs eval.fewshot_file (the exemplars)")
-    for key in ("fewshot_file", "items_file"):
+    for key in ("fewshot_file", "items_file", *BIAS_ITEMS.values()):
         v = e.get(key)
         if v is not None and not (isinstance(v, str) and Path(v).expanduser().is_file()):
             p.append(f"eval.{key}: no such file {v!r}")
@@ -136,8 +138,68 @@ def _task_problems(cfg: DictConfig) -> list[str]:
     modes = as_list(e.modes)
     if modes and task == "mcq" and not set(modes) <= set(MCQ_MODES):
         p.append(f"eval.modes for task=mcq: choose from {', '.join(MCQ_MODES)}")
-    if modes and task in ("scale", *BUILTIN_SCALES) and not set(modes) <= set(SCALE_MODES):
+    if modes and task in ("scale", "bias", *BUILTIN_SCALES) and not set(modes) <= set(SCALE_MODES):
         p.append(f"eval.modes for task={task}: choose from {', '.join(SCALE_MODES)}")
+    return p + _bias_problems(cfg)
+
+
+def bias_items(cfg: DictConfig) -> dict[str, str]:
+    """task=bias: {scale: items file} for each of eval.cami_items / eval.mica_items given."""
+    return {s: str(cfg.eval[k]) for s, k in BIAS_ITEMS.items() if cfg.eval.get(k) is not None}
+
+
+def _bias_problems(cfg: DictConfig) -> list[str]:
+    """task=bias keys, and the keys only task=bias reads."""
+    p: list[str] = []
+    task, e = cfg.task, cfg.eval
+    models = e.get("models")
+    loggers = [str(k) for k, v in (cfg.get("logger") or {}).items() if v is not None]
+    if task != "bias":
+        p += [
+            f"eval.{k} is for task=bias (task=cami|mica read eval.items_file)"
+            for k in BIAS_ITEMS.values()
+            if e.get(k) is not None
+        ]
+        if as_list(models):
+            p.append("eval.models is for task=bias; for one model set model.pretrained")
+        if loggers:
+            p.append(
+                f"logger={','.join(loggers)} is for task=bias (its chart and table); "
+                "other tasks write files only"
+            )
+        return p
+    if not bias_items(cfg):
+        p.append(
+            "task=bias needs eval.cami_items=FILE and/or eval.mica_items=FILE: the item texts "
+            "are not shipped (their authors hold them); one item per line, in the "
+            "questionnaire's order (CAMI 40, MICA 16)"
+        )
+    if e.items_file is not None or e.instrument is not None:
+        p.append(
+            "task=bias reads eval.cami_items and eval.mica_items; "
+            "leave eval.items_file and eval.instrument null"
+        )
+    if models is not None and not OmegaConf.is_list(models) and not isinstance(models, list):
+        p.append(f"eval.models={models!r}: expected a list like [runs/a/sft/hf,runs/a/rlhf/hf]")
+    else:
+        names = as_list(models)
+        p += [
+            f"eval.models: {m!r} is not a model dir or Hub id"
+            for m in names
+            if not (isinstance(m, str) and m.strip())
+        ]
+        twice = sorted({str(m) for m in names if names.count(m) > 1})
+        if twice:
+            p.append(f"eval.models lists {', '.join(twice)} more than once")
+        if names and cfg.model.pretrained is not None:
+            p.append("task=bias: set eval.models=[...] or model.pretrained, not both")
+    for name in loggers:
+        target = str((cfg.logger[name] or {}).get("_target_", ""))
+        if target not in WANDB_TARGETS:
+            p.append(
+                f"logger={name}: eval logs its chart and table to W&B only "
+                "(logger=wandb); the CSV table is written anyway"
+            )
     return p
 
 

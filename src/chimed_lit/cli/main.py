@@ -25,6 +25,7 @@ commands:
             chimed-lit generate model.pretrained=runs/a/sft/hf input=prompts.jsonl
   eval      evaluate a model, or every stage of a run, and write a table
             chimed-lit eval task=all paths.output_dir=runs/a data.mcq_files=[exam.csv]
+            chimed-lit eval task=bias paths.output_dir=runs/a eval.cami_items=cami.txt eval.mica_items=mica.txt
   chat      talk to a model in the terminal (streamed, multi-turn)
             chimed-lit chat model.pretrained=runs/a/sft/hf
   plan      GPU memory per stage (ZeRO options, activations, KV cache), no weights needed

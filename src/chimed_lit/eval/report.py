@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -123,41 +122,68 @@ def write_comparison(
     return out / f"{name}.md", out / f"{name}.csv"
 
 
+def scale_figure(
+    scores: Mapping[str, Mapping[str, float | None]],
+    title: str = "Bias scores (higher = more bias)",
+    ylabel: str = "score",
+) -> Any:
+    """Grouped bar chart: one group per scale/subscale label, one bar per checkpoint.
+
+    `scores` is {checkpoint: {label: value}} (e.g. {"sft": {"CAMI": 2.1, "MICA": 2.8}}).
+    Missing values leave a gap. Labels an installed font cannot draw (Chinese subscale names on
+    a server without a CJK font) keep what it can draw, each `/`-part on its own ('cami/能力'
+    -> 'cami/subscale 2'), never boxes. Drawn with the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from chimed_lit.eval.fonts import default_family, drawable_name, font_with_glyphs
+
+    checkpoints = list(scores)
+    labels = list(dict.fromkeys(lbl for s in scores.values() for lbl in s))
+    family = font_with_glyphs("".join([*checkpoints, *labels, title, ylabel]))
+    shown = family or default_family()
+
+    def drawn(text: str, fallback: str) -> str:
+        if family:
+            return text
+        return "/".join(drawable_name(part, shown, fallback) for part in text.split("/"))
+
+    width = 0.8 / max(1, len(checkpoints))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 3.5))
+    for i, ckpt in enumerate(checkpoints):
+        xs = [j + (i - (len(checkpoints) - 1) / 2) * width for j in range(len(labels))]
+        ys = [scores[ckpt].get(lbl) for lbl in labels]
+        bars = [y if y is not None else 0.0 for y in ys]
+        ax.bar(xs, bars, width=width, label=drawn(ckpt, f"checkpoint {i + 1}"))
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(
+        [drawn(lbl, f"subscale {j + 1}") for j, lbl in enumerate(labels)],
+        rotation=20,
+        ha="right",
+        fontfamily=shown,
+    )
+    ax.set_ylabel(drawn(ylabel, "score"), fontfamily=shown)
+    ax.set_title(drawn(title, "scores"), fontfamily=shown)
+    ax.legend(prop={"family": shown, "size": "small"})
+    fig.tight_layout()
+    return fig
+
+
 def plot_scale_scores(
     scores: Mapping[str, Mapping[str, float | None]],
     path: str | Path,
     title: str = "Bias scores (higher = more bias)",
     ylabel: str = "score",
 ) -> Path:
-    """Grouped bar chart: one group per scale/subscale label, one bar per checkpoint.
-
-    `scores` is {checkpoint: {label: value}} (e.g. {"sft": {"CAMI": 2.1, "MICA": 2.8}}),
-    the shape of the paper's Figure 2. Missing values leave a gap. Written with the Agg
-    backend, so it works without a display."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """`scale_figure` written to `path` as PNG (the shape of the paper's Figure 2)."""
     import matplotlib.pyplot as plt
 
-    checkpoints = list(scores)
-    labels = list(dict.fromkeys(lbl for s in scores.values() for lbl in s))
-    width = 0.8 / max(1, len(checkpoints))
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 3.5))
-    for i, ckpt in enumerate(checkpoints):
-        xs = [j + (i - (len(checkpoints) - 1) / 2) * width for j in range(len(labels))]
-        ys = [scores[ckpt].get(lbl) for lbl in labels]
-        ax.bar(xs, [y if y is not None else 0.0 for y in ys], width=width, label=ckpt)
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=20, ha="right")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize="small")
+    fig = scale_figure(scores, title, ylabel)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # CJK labels without a CJK font: boxes, not an error
-        warnings.filterwarnings("ignore", message="Glyph .* missing")
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 

@@ -22,13 +22,13 @@ from chimed_lit.cli.eval_config import (
     DATA_TASKS,
     MCQ_MODES,
     SCALE_MODES,
-    as_list,
     check_eval_overrides,
     eval_problems,
+    run_kwargs,
     task_files,
 )
 from chimed_lit.cli.eval_models import free_memory, load_model, stage_models
-from chimed_lit.eval.api import headline, library_call, make_render
+from chimed_lit.eval.api import headline, library_call
 from chimed_lit.io.errors import CheckpointError, ChimedError, ConfigError
 
 SINGLE_PREFERENCE = ("rlhf", "dpo", "sft", "pretrain")  # model.pretrained=null for one task
@@ -168,18 +168,8 @@ def run_job(cfg: DictConfig, task: str, model: Any, tokenizer: Any) -> dict[str,
     from chimed_lit.eval.tasks import run_eval
 
     e = cfg.eval
-    kw: dict[str, Any] = {
-        "batch_size": e.batch_size,
-        "limit": e.limit,
-        "progress": e.progress,
-        "render": make_render(e.template, tokenizer),
-    }
-    if e.max_new_tokens is not None:
-        kw["max_new_tokens"] = e.max_new_tokens
-    modes = as_list(e.modes)
     allowed = MCQ_MODES if task == "mcq" else SCALE_MODES if task not in DATA_TASKS else ()
-    if [m for m in modes if m in allowed]:
-        kw["modes"] = [m for m in modes if m in allowed]
+    kw = run_kwargs(cfg, tokenizer, allowed)
     if task in DATA_TASKS:
         return library_call(
             run_eval,

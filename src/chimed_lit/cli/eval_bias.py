@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from chimed_lit.cli.eval_config import as_list, bias_items
+from chimed_lit.cli.eval_config import SCALE_MODES, as_list, bias_items, run_kwargs
 from chimed_lit.cli.eval_models import (
     check_model_dir,
     free_memory,
@@ -27,7 +27,7 @@ from chimed_lit.cli.eval_models import (
     load_model,
     stage_models,
 )
-from chimed_lit.eval.api import library_call, make_render
+from chimed_lit.eval.api import library_call
 from chimed_lit.io.errors import CheckpointError
 
 
@@ -83,21 +83,6 @@ def folder_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("_.") or "model"
 
 
-def _scale_kwargs(cfg: DictConfig, tokenizer: Any) -> dict[str, Any]:
-    e = cfg.eval
-    kw: dict[str, Any] = {
-        "batch_size": e.batch_size,
-        "limit": e.limit,
-        "progress": e.progress,
-        "render": make_render(e.template, tokenizer),
-    }
-    if e.max_new_tokens is not None:
-        kw["max_new_tokens"] = e.max_new_tokens
-    if as_list(e.modes):
-        kw["modes"] = as_list(e.modes)
-    return kw
-
-
 def run_bias(cfg: DictConfig, out: Path) -> dict[str, dict[str, dict[str, Any]]]:
     """Score every model on every scale given; write the chart and tables; return
     {model: {scale: run_scale metrics}}."""
@@ -118,7 +103,7 @@ def run_bias(cfg: DictConfig, out: Path) -> dict[str, dict[str, dict[str, Any]]]
         results[name] = {}
         for scale, inst in scales.items():
             bar.set_postfix_str(f"{name}/{scale}")
-            result = library_call(run_scale, model, tok, inst, **_scale_kwargs(cfg, tok))
+            result = library_call(run_scale, model, tok, inst, **run_kwargs(cfg, tok, SCALE_MODES))
             result.update(model=source, instrument=scale, key_status=inst.key_status)
             write_task_result(out / folder_name(name), scale, result)
             results[name][scale] = result["metrics"]

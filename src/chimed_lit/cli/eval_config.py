@@ -230,3 +230,25 @@ def check_eval_overrides(
     """The override checker over `eval.yaml` (plus a `--config-dir`), with the eval value
     checks."""
     return check_overrides(overrides, "eval", validate=eval_problems, config_dirs=config_dirs)
+
+
+def run_kwargs(
+    cfg: DictConfig, tokenizer: Any, allowed_modes: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The library's keyword arguments every task takes from `eval.*`, with `eval.modes` kept to
+    those in `allowed_modes` (none when the task has no modes)."""
+    from chimed_lit.eval.api import make_render
+
+    e = cfg.eval
+    kw: dict[str, Any] = {
+        "batch_size": e.batch_size,
+        "limit": e.limit,
+        "progress": e.progress,
+        "render": make_render(e.template, tokenizer),
+    }
+    if e.max_new_tokens is not None:
+        kw["max_new_tokens"] = e.max_new_tokens
+    modes = [m for m in as_list(e.modes) if m in allowed_modes]
+    if modes:
+        kw["modes"] = modes
+    return kw

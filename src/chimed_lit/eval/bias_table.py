@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chimed_lit.eval.report import markdown_cell
 from chimed_lit.io.atomic import write_text
 
 Scores = Mapping[str, Any]  # one `score_answers` result
@@ -75,21 +75,11 @@ def bias_rows(results: Results) -> tuple[list[str], list[list[Any]]]:
     return columns, rows
 
 
-def _cell(value: Any, digits: int) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.{digits}f}"
-    return str(value).replace("|", "\\|")
-
-
 def bias_markdown(results: Results, digits: int = 4) -> str:
     """The table, then what its numbers mean (ranges and neutral points included)."""
     columns, rows = bias_rows(results)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(v, digits) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(markdown_cell(v, digits) for v in row) + " |" for row in rows]
     ranges = "; ".join(
         f"{scale} 1-{scale_points(s)}, neutral {(1 + scale_points(s)) / 2:g}"
         for scale, s in scales_of(results).items()

@@ -37,7 +37,8 @@ def flatten_metrics(
     return flat
 
 
-def _cell(value: Any, digits: int) -> str:
+def markdown_cell(value: Any, digits: int) -> str:
+    """One table cell: `-` for missing, lower-case booleans, floats to `digits`, `|` escaped."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -50,7 +51,7 @@ def _cell(value: Any, digits: int) -> str:
 def metrics_markdown(metrics: Mapping[str, Any], digits: int = 4) -> str:
     """Two-column markdown table of the flattened metrics."""
     rows = ["| metric | value |", "|---|---|"]
-    rows += [f"| {k} | {_cell(v, digits)} |" for k, v in flatten_metrics(metrics).items()]
+    rows += [f"| {k} | {markdown_cell(v, digits)} |" for k, v in flatten_metrics(metrics).items()]
     return "\n".join(rows) + "\n"
 
 
@@ -105,7 +106,7 @@ def comparison_table(
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([row_header, *columns])
     for name, m in flat.items():
-        cells = [_cell(value(m, c), digits) for c in columns]
+        cells = [markdown_cell(value(m, c), digits) for c in columns]
         lines.append("| " + " | ".join([name, *cells]) + " |")
         writer.writerow([name, *[("" if value(m, c) is None else value(m, c)) for c in columns]])
     return "\n".join(lines) + "\n", buf.getvalue()

@@ -8,6 +8,13 @@ Off unless a knob is set (`callbacks.fault_injection.<knob>=...`):
 - `kill_at_step` with `kill_signal` (default SIGKILL): the process signals itself in the middle
   of that step (after its forward and backward, before the optimizer update), as a dying node or
   a scheduler would; `global_step` counts the steps already done.
+- `signal_at` (with `kill_signal`): the process signals itself once, at a named phase outside
+  the training steps: `setup` (the Trainer's setup of its first run, before its signal
+  handlers), `initial_validation` / `final_validation` (the first batch of the validation
+  before / after training), `after_last_step` (the end of the last training step, after its
+  checkpoints: the signal is still pending when training ends). The phases outside any Trainer
+  (data and model setup, export, between stages, rejection sampling's sampling and scoring)
+  are drilled by `tests/reliability/signal_child.py`, which wraps the functions that run them.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from typing import Any
 import lightning as L
 import torch
 
+PHASES = ("setup", "initial_validation", "final_validation", "after_last_step")
+
 
 class FaultInjection(L.Callback):
     def __init__(
@@ -26,10 +35,36 @@ class FaultInjection(L.Callback):
         nan_at_steps: list[int] | None = None,
         kill_at_step: int | None = None,
         kill_signal: str = "SIGKILL",
+        signal_at: str | None = None,
     ):
+        if signal_at is not None and signal_at not in PHASES:
+            raise ValueError(f"signal_at={signal_at!r}: use one of {', '.join(PHASES)}")
         self.nan_at_steps = set(nan_at_steps or [])
         self.kill_at_step, self.kill_signal = kill_at_step, kill_signal
+        self.signal_at, self._signalled, self._trained = signal_at, False, False
         self._hooks: list[Any] = []
+
+    def _signal(self, phase: str) -> None:
+        if self.signal_at == phase and not self._signalled:
+            self._signalled = True
+            os.kill(os.getpid(), getattr(signal, self.kill_signal))
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._signal("setup")
+
+    def on_validation_batch_start(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if trainer.state.fn == "validate":  # a Trainer.validate run, not fit's validation
+            self._signal("final_validation" if self._trained else "initial_validation")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._trained = True
 
     @staticmethod
     def _poison(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
@@ -62,6 +97,8 @@ class FaultInjection(L.Callback):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+        if 0 < trainer.max_steps <= trainer.global_step:
+            self._signal("after_last_step")
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer

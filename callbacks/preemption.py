@@ -11,6 +11,12 @@ With several ranks the decision is all-reduced each step, so every rank saves at
 When Lightning's SLURM auto-requeue is on (`SLURMEnvironment(auto_requeue=True)`, the default
 under SLURM), Lightning owns both signals: it saves `hpc_ckpt_<n>.ckpt` and requeues the job;
 this callback then stands aside, and `resume=true` also considers those files.
+
+SIGINT (Ctrl-C) is handled the same way, with exit code 130 (`Interrupted`); a second Ctrl-C
+stops at once. Outside the training loop the process-wide handlers of `io/signals.py` stop the
+run where the signal arrives; this callback replaces them in `on_train_start` and gives them back
+when training ends, and a signal recorded after the last step is raised then (`last.ckpt` holds
+that step).
 """
 
 from __future__ import annotations
@@ -22,25 +28,27 @@ from typing import Any
 
 import lightning as L
 
-from chimed_lit.io.errors import ChimedError
+from chimed_lit.io.signals import (
+    INTERRUPT_SIGNALS,
+    PREEMPT_SIGNALS,
+    PREEMPTED_EXIT_CODE,
+    Interrupted,
+    Preempted,
+    hint,
+    stop_error,
+)
 from chimed_lit.plugins import lightning_internals
 
 log = logging.getLogger("chimed_lit")
 
-PREEMPTED_EXIT_CODE = 75
-
-
-class Preempted(ChimedError):
-    """Stopped by a signal after saving a checkpoint; rerun with `resume=true`."""
-
-    exit_code = PREEMPTED_EXIT_CODE
+__all__ = ["PREEMPTED_EXIT_CODE", "Interrupted", "Preempted", "PreemptionCheckpoint"]
 
 
 class PreemptionCheckpoint(L.Callback):
     def __init__(
         self,
         dirpath: str | None = None,
-        signals: tuple[str, ...] = ("SIGTERM", "SIGUSR1"),
+        signals: tuple[str, ...] = (*PREEMPT_SIGNALS, *INTERRUPT_SIGNALS),
         filename: str = "preempted.ckpt",
     ):
         self.dirpath, self.filename = dirpath, filename
@@ -49,8 +57,12 @@ class PreemptionCheckpoint(L.Callback):
         ]
         self._received: int | None = None
         self._previous: dict[int, Any] = {}
+        self._armed = False  # our handlers are in place (not under Lightning's SLURM requeue)
 
     def _handler(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT and self._received == signal.SIGINT:
+            self._restore()  # Ctrl-C twice: stop now, without waiting for the step to end
+            raise stop_error(signum, "again: stopped in the middle of a step")
         self._received = signum
 
     @staticmethod
@@ -63,16 +75,23 @@ class PreemptionCheckpoint(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # after Lightning registered its own handlers (Trainer._run): ours replace them for
         # the training loop, so a signal during validation is also honoured at the step's end
+        self._received = None
         if self._lightning_requeues(trainer):
             log.info("SLURM auto-requeue is on: Lightning handles preemption signals")
+            # as Lightning would have set them with no process-wide handler of ours
+            for sig, handler in lightning_internals.slurm_requeue_handlers(trainer).items():
+                self._previous[sig] = signal.signal(sig, handler)
             return
         for sig in self.signals:
             self._previous[sig] = signal.signal(sig, self._handler)
+        self._armed = True
 
     def _restore(self) -> None:
+        """Give back the handlers found at train start: Lightning's, which call the
+        process-wide ones of `io/signals.py` (restored in turn by Lightning's teardown)."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-        self._previous = {}
+        self._previous, self._armed = {}, False
 
     def on_train_batch_end(
         self,
@@ -82,23 +101,34 @@ class PreemptionCheckpoint(L.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if not self._previous:
+        if not self._armed:
             return
         stop = trainer.strategy.reduce_boolean_decision(self._received is not None, all=False)
         if not stop:
             return
-        name = signal.Signals(self._received).name if self._received else "a signal on another rank"
         path = Path(self.dirpath or Path(trainer.default_root_dir) / "checkpoints") / self.filename
         trainer.save_checkpoint(str(path))
         self._restore()
-        raise Preempted(
-            f"preempted by {name} at step {trainer.global_step}: saved {path}; "
-            f"run the same command with resume=true to continue "
-            f"(exit code {PREEMPTED_EXIT_CODE})"
-        )
+        detail = f"at step {trainer.global_step}: saved {path}"
+        if self._received is None:
+            raise Preempted(
+                f"preempted by a signal on another rank {detail}; {hint()} "
+                f"(exit code {PREEMPTED_EXIT_CODE})"
+            )
+        raise stop_error(self._received, detail)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._armed:
+            self._restore()
+            return
+        received = self._received
+        # after the last step's end (its checkpoint is last.ckpt): every rank stops together
+        stop = trainer.strategy.reduce_boolean_decision(received is not None, all=False)
         self._restore()
+        if stop:
+            raise stop_error(
+                received or signal.SIGTERM, f"after the last step ({trainer.global_step})"
+            )
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException

@@ -73,6 +73,32 @@ def cluster_environment(trainer: L.Trainer) -> Any:
     return trainer._accelerator_connector.cluster_environment
 
 
+def slurm_requeue_handlers(trainer: L.Trainer) -> dict[int, Any]:
+    """The SIGTERM and requeue-signal handlers Lightning sets under SLURM auto-requeue when the
+    process has no handler of its own (save `hpc_ckpt_<n>.ckpt` and `scontrol requeue` on
+    SIGUSR1; note and bypass SIGTERM). chimed-lit installs process-wide handlers
+    (`io/signals.py`), and with one in place Lightning skips its SIGUSR1 handler and chains ours
+    after its SIGTERM one; `PreemptionCheckpoint` sets these for the training loop instead.
+
+    Reads `trainer._signal_connector` and its `_slurm_sigusr_handler_fn`,
+    `_sigterm_notifier_fn`, `_sigterm_handler_fn`, and `_HandlersCompose` from
+    `lightning.pytorch.trainer.connectors.signal_connector` (lightning 2.5-2.6). No public
+    replacement."""
+    import signal
+
+    from lightning.pytorch.trainer.connectors.signal_connector import _HandlersCompose
+
+    connector = trainer._signal_connector
+    env = cluster_environment(trainer)
+    sigusr = getattr(env, "requeue_signal", None) or signal.SIGUSR1
+    return {
+        sigusr: _HandlersCompose([connector._slurm_sigusr_handler_fn]),
+        signal.SIGTERM: _HandlersCompose(
+            [connector._sigterm_notifier_fn, connector._sigterm_handler_fn]
+        ),
+    }
+
+
 def deepspeed_setup_environment_on_cpu(strategy: Any) -> None:
     """`DeepSpeedStrategy.setup_environment` without its "only supported on CUDA GPUs" check:
     the DDP setup it runs after that check (lightning 2.5-2.6). No public replacement:

@@ -225,6 +225,39 @@ def test_cluster_environment_is_the_one_lightning_detected(tmp_path, monkeypatch
     assert PreemptionCheckpoint._lightning_requeues(trainer)
 
 
+def test_slurm_requeue_handlers_are_lightnings_in_the_training_loop(tmp_path, monkeypatch):
+    """Under SLURM auto-requeue, with chimed-lit's process-wide handlers installed, the training
+    loop runs with Lightning's own SLURM handlers (save + requeue on SIGUSR1, SIGTERM noted and
+    bypassed), and the process-wide ones are back after fit."""
+    import signal
+
+    from chimed_lit.callbacks.preemption import PreemptionCheckpoint
+    from chimed_lit.io import signals
+
+    seen = {}
+
+    class Look(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.update({s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM)})
+
+    for var in [v for v in os.environ if v.startswith("SLURM_")]:
+        monkeypatch.delenv(var)
+    slurm = {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train", "SLURM_JOB_ID": "7"}
+    slurm |= {"SLURM_NODELIST": "node1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0"}
+    for k, v in (slurm | {"SLURM_NODEID": "0", "SLURM_NTASKS_PER_NODE": "1"}).items():
+        monkeypatch.setenv(k, v)
+    with signals.handling():
+        preemption = PreemptionCheckpoint(dirpath=str(tmp_path))
+        trainer = _trainer(tmp_path, max_steps=1, callbacks=[preemption, Look()])
+        trainer.fit(Tiny(), _loader(2))
+        usr1 = seen[signal.SIGUSR1].signal_handlers
+        assert [h.__name__ for h in usr1] == ["_slurm_sigusr_handler_fn"]
+        term = seen[signal.SIGTERM].signal_handlers
+        assert [h.__name__ for h in term] == ["_sigterm_notifier_fn", "_sigterm_handler_fn"]
+        for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+            assert signals.is_ours(signal.getsignal(sig))
+
+
 # ----- the strategy internals, in a subprocess ----------------------------------------------------
 STRATEGY_SCRIPT = """
 import json, os, sys

@@ -58,7 +58,7 @@ def test_sigterm_saves_exits_75_and_resume_finishes_the_same(run_cli, tmp_path):
     assert "Traceback" not in err
     state = torch.load(saved, weights_only=True, map_location="cpu")
     step = state["global_step"]
-    assert 0 < step < TOTAL and state["chimed_lit"] == {"stage": "pretrain"}
+    assert 0 < step < TOTAL and state["chimed_lit"]["stage"] == "pretrain"
     assert not (out / "pretrain" / "hf").exists()
 
     r = run_cli(

@@ -11,6 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
+from chimed_lit.io import signals
 from chimed_lit.io.errors import ChimedError
 
 log = logging.getLogger("chimed_lit")
@@ -63,6 +64,7 @@ def _task(cfg) -> None:
     from hydra.types import RunMode
     from omegaconf import open_dict
 
+    from chimed_lit.io.redaction import refuse_credentials
     from chimed_lit.run.pipeline import run_pipeline
 
     hc = HydraConfig.get()
@@ -70,6 +72,11 @@ def _task(cfg) -> None:
     with open_dict(cfg):
         cfg.paths.output_dir = hc.runtime.output_dir
     try:
+        # a credential in a logger's fields stops the run before any model loads (the runner
+        # checks every stage's loggers again)
+        for name, spec in (cfg.get("logger") or {}).items():
+            if spec is not None:
+                refuse_credentials(spec, f"logger.{name}")
         run_pipeline(
             cfg,
             list(hc.overrides.task),
@@ -88,7 +95,11 @@ def _fit(args: list[str]) -> int:
     from chimed_lit.cli.overrides import check_overrides
 
     line = split_argv(args, stages=True)
-    overrides = check_overrides(line.overrides, "fit", config_dirs=line.config_dirs)
+    from chimed_lit.run.preflight import output_dir_problems  # Hydra creates the dir first
+
+    overrides = check_overrides(
+        line.overrides, "fit", validate=output_dir_problems, config_dirs=line.config_dirs
+    )
     app = hydra.main(version_base="1.3", config_path="pkg://chimed_lit.configs", config_name="fit")(
         _task
     )
@@ -118,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if ("=" in command or command.startswith("-")) and _launched_rank():
         command, rest = "fit", args
+    # SIGTERM / SIGUSR1 -> exit 75, SIGINT -> exit 130, wherever they arrive (io/signals.py)
+    with signals.handling(signals.RESUME_HINT if command == "fit" else signals.RERUN_HINT):
+        try:
+            return _command(command, rest)
+        except signals.Stopped as e:
+            print(f"chimed-lit: {e}", file=sys.stderr)
+            return e.exit_code
+
+
+def _command(command: str, rest: list[str]) -> int:
     try:
         if command == "fit":
             return _fit(rest)

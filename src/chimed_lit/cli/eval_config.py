@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from chimed_lit.cli.argv import Override
 from chimed_lit.cli.overrides import check_overrides
+from chimed_lit.io.redaction import credential_problems
 
 TASKS = ("ner", "mcq", "dialogue", "cami", "mica", "scale", "all", "bias")
 DATA_TASKS = ("ner", "mcq", "dialogue")
@@ -194,6 +195,7 @@ def _bias_problems(cfg: DictConfig) -> list[str]:
         if names and cfg.model.pretrained is not None:
             p.append("task=bias: set eval.models=[...] or model.pretrained, not both")
     for name in loggers:
+        p += credential_problems(cfg.logger[name] or {}, f"logger.{name}")
         target = str((cfg.logger[name] or {}).get("_target_", ""))
         if target not in WANDB_TARGETS:
             p.append(

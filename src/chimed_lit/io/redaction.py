@@ -59,3 +59,81 @@ def redacted_yaml(cfg: Any) -> str:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.create(redact(OmegaConf.to_container(cfg, resolve=True))))
+
+
+_ENV_REF = re.compile(r"\$\{\s*oc\.env\s*:\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def secret_env_name(name: str) -> bool:
+    """An environment variable that holds a credential: a known one (`SECRET_ENV`) or one named
+    like one (`MY_SERVICE_TOKEN`, `DB_PASSWORD`)."""
+    return name in SECRET_ENV or secret_key(name)
+
+
+def _leaves(obj: Any, path: str = "") -> list[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        return [
+            leaf
+            for k, v in obj.items()
+            if k != "_target_"
+            for leaf in _leaves(v, f"{path}.{k}" if path else str(k))
+        ]
+    if isinstance(obj, list | tuple):
+        return [leaf for i, v in enumerate(obj) for leaf in _leaves(v, f"{path}[{i}]")]
+    return [(path, obj)]
+
+
+def credential_fields(spec: Any) -> dict[str, str]:
+    """Fields of a config node (a logger's init arguments) that would carry a credential, each
+    with why: an `${oc.env:...}` of a secret variable (read unresolved, so it counts even when
+    the variable is unset or short), a value equal to a credential in the environment or shaped
+    like a token (`hf_...`, `sk-...`), or a non-empty value under a credential-like key."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    node = isinstance(spec, DictConfig | ListConfig)
+    raw = OmegaConf.to_container(spec, resolve=False) if node else spec
+    found: dict[str, str] = {}
+    for path, value in _leaves(raw):
+        names = (
+            [n for n in _ENV_REF.findall(value) if secret_env_name(n)]
+            if isinstance(value, str)
+            else []
+        )
+        if names:
+            found[path] = f"takes ${{oc.env:{names[0]}}}"
+    try:
+        resolved = OmegaConf.to_container(spec, resolve=True) if node else spec
+    except Exception:  # noqa: BLE001 (an unset variable: the unresolved reading above stands)
+        resolved = {}
+    secrets = _env_secrets()
+    for path, value in _leaves(resolved):
+        if path in found or value in (None, ""):
+            continue
+        key = path.rsplit(".", 1)[-1].split("[", 1)[0]
+        if secret_key(key):
+            found[path] = "is under a credential-like key"
+        elif isinstance(value, str) and redact(value, secrets) != value:
+            found[path] = "holds a credential (a secret from the environment, or a token)"
+    return found
+
+
+def credential_problems(spec: Any, where: str) -> list[str]:
+    """One sentence per field of a logger spec (at config path `where`) that would carry a
+    credential. W&B and SwanLab keep their init arguments (entity, project, name, tags, notes,
+    config ...) in clear, in their local run files and on their servers, where `redact` cannot
+    reach."""
+    return [
+        f"{where}.{path} {why}: a logger's fields are stored in clear (run files, the server), "
+        "so they must not carry a credential; remove it (W&B reads its key from WANDB_API_KEY "
+        "or `wandb login` by itself)"
+        for path, why in credential_fields(spec).items()
+    ]
+
+
+def refuse_credentials(spec: Any, where: str) -> None:
+    """Raise `ConfigError` with `credential_problems`, if any."""
+    problems = credential_problems(spec, where)
+    if problems:
+        from chimed_lit.io.errors import ConfigError
+
+        raise ConfigError(problems)

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chimed_lit.data.sources import Record, read_file
@@ -105,6 +105,8 @@ def test_csv_round_trip_with_quotes_commas_and_newlines(rows):
 )
 def test_text_in_the_declared_encoding_reads_back(lines, encoding):
     body = "\n".join(lines) + "\n"
+    # a file that starts with U+FEFF starts with a byte-order mark: the reader drops it, by design
+    assume(not body.startswith("\ufeff"))
     path = _write(body.encode(encoding), ".txt")
     try:
         try:

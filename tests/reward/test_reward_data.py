@@ -132,7 +132,9 @@ def test_truncation_cuts_the_prompt_from_the_left(demo_tok, write_jsonl, make_pr
 def test_pair_dropped_when_the_response_alone_is_too_long(write_jsonl, make_pref_dm):
     long_c = "多喝水，" * 40
     dm = make_pref_dm(
-        [write_jsonl([GOOD, {"prompt": Q, "chosen": long_c, "rejected": R}])], max_length=32
+        [write_jsonl([GOOD, {"prompt": Q, "chosen": long_c, "rejected": R}])],
+        max_length=32,
+        max_dropped_fraction=0.5,  # 1 of 2 accepted; the default 0.05 refuses it
     )
     assert dm.stats["train_dropped"] == 1 and dm.stats["train_truncated"] == 0
     assert len(dm.train_dataset) == 1

@@ -24,7 +24,14 @@ def test_pack_sequences_layout() -> None:
 
 def _dm(make_pref_dm, pack: bool):
     data = shared("preference/medicalgpt_reward_medical.jsonl")
-    return make_pref_dm([str(data)], max_length=128, max_records=40, pack=pack, batch_size=8)
+    return make_pref_dm(
+        [str(data)],
+        max_length=128,
+        max_records=40,
+        pack=pack,
+        batch_size=8,
+        max_dropped_fraction=0.6,  # about half the pairs are longer than 128 tokens
+    )
 
 
 def test_packed_batches_score_like_padded(make_pref_dm, demo_tok, tiny_reward_model) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from chimed_lit.io.errors import CheckpointError
+from chimed_lit.models.factory import loading
 
 STAGE_ORDER = ("pretrain", "sft", "rlhf", "dpo")  # rows of the comparison table, in this order
 
@@ -64,14 +65,12 @@ def load_model(source: str, mcfg: DictConfig, key: str = "model.pretrained") -> 
     check_model_dir(source, key)
     dtype = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}.get(mcfg.dtype, mcfg.dtype)
     trust = bool(mcfg.trust_remote_code)
-    try:
+    with loading(source, "tokenizer"):
         tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust)
+    with loading(source, "model"):
         model = AutoModelForCausalLM.from_pretrained(
             source, dtype=getattr(torch, dtype), trust_remote_code=trust
         )
-    except (OSError, ValueError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise CheckpointError(f"cannot load {key}={source!r}: {first}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token
     device = mcfg.device

@@ -7,6 +7,7 @@ reported with its file, line and field, or skipped and counted with `on_bad_reco
 
 from __future__ import annotations
 
+import codecs
 import logging
 import random
 from pathlib import Path
@@ -31,14 +32,62 @@ class FieldError(ValueError):
         self.field = field
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def data_problems(
+    batch_size: Any = 8,
+    eval_batch_size: Any = None,
+    max_length: Any = 512,
+    val_fraction: Any = 0.1,
+    max_dropped_fraction: Any = 0.05,
+    encoding: Any = "utf-8",
+    on_bad_record: Any = "error",
+    **_: Any,
+) -> list[str]:
+    """The problems of the `data.*` values every DataModule shares, one sentence each naming
+    the key (the one preflight reports them before anything is built; `BaseDataModule` raises
+    them when built directly). Extra keyword arguments (a stage's own knobs) are ignored."""
+    out = []
+    for key, v in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if (v is not None or key == "batch_size") and not (_is_int(v) and v > 0):
+            out.append(f"data.{key}={v}: expected a positive integer")
+    if not (_is_int(max_length) and max_length >= 2):
+        out.append(f"data.max_length={max_length}: expected an integer of at least 2 (tokens)")
+    if not (isinstance(val_fraction, int | float) and 0 <= val_fraction < 1):
+        out.append(
+            f"data.val_fraction={val_fraction}: expected a share in [0, 1) of the train "
+            "records to hold out (0: no validation split)"
+        )
+    if not (
+        isinstance(max_dropped_fraction, int | float)
+        and not isinstance(max_dropped_fraction, bool)
+        and 0 <= max_dropped_fraction <= 1
+    ):
+        out.append(f"data.max_dropped_fraction={max_dropped_fraction}: expected a share in [0, 1]")
+    try:
+        codecs.lookup(str(encoding))
+    except LookupError:
+        out.append(f"data.encoding={encoding!r}: unknown encoding (e.g. utf-8, gb18030, utf-16)")
+    if on_bad_record not in ("error", "skip"):
+        out.append(f"data.on_bad_record={on_bad_record!r}: use one of error, skip")
+    return out
+
+
 class BaseDataModule(L.LightningDataModule):
     """Knobs: `train_files` / `val_files` (None: the demo corpus; else local JSON, JSONL, CSV, Parquet, TXT, or Hub ids),
     `val_fraction` (held out from train when no `val_files`), `file_format`, `encoding`,
     `text_split` (TXT: line|paragraph|file), `hub_subset`, `hub_split`, `on_bad_record`
     (error|skip), `report_bad` (how many skipped records to show), `max_length`, `batch_size`,
-    `eval_batch_size`, `num_workers`, `seed`, `cache_dir` (tokenized `datasets` cache)."""
+    `eval_batch_size`, `num_workers`, `seed`, `cache_dir` (tokenized `datasets` cache),
+    `max_dropped_fraction` (the most examples per split that tokenization may drop, as too long
+    for `max_length`, before setup fails with `DataError`; see `_check_dropped`)."""
 
     demo_files: tuple[str, str] = ("", "")  # (train, held-out) in chimed_lit/demo
+    # what `_check_dropped` calls the examples, and why `tokenize` drops one (after "N of M ...")
+    example_noun = "examples"
+    drop_reason = "do not fit data.max_length={max_length}"
 
     def __init__(
         self,
@@ -60,12 +109,20 @@ class BaseDataModule(L.LightningDataModule):
         seed: int = 0,
         cache_dir: str | None = None,
         max_records: int | None = None,
+        max_dropped_fraction: float = 0.05,
     ):
         super().__init__()
-        if on_bad_record not in ("error", "skip"):
-            raise ConfigError(
-                f"data.on_bad_record must be 'error' or 'skip', got {on_bad_record!r}"
-            )
+        problems = data_problems(
+            batch_size,
+            eval_batch_size,
+            max_length,
+            val_fraction,
+            max_dropped_fraction,
+            encoding,
+            on_bad_record,
+        )
+        if problems:
+            raise ConfigError(problems)
         if train_files is None:  # the shipped demo corpus and its held-out file
             from chimed_lit.demo import demo_path
 
@@ -87,6 +144,7 @@ class BaseDataModule(L.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
         self.cache_dir, self.max_records = cache_dir, max_records
+        self.max_dropped_fraction = max_dropped_fraction
         self.stats: dict[str, int] = {}
         self.train_dataset = self.val_dataset = None
 
@@ -151,6 +209,13 @@ class BaseDataModule(L.LightningDataModule):
             return train, []
         random.Random(self.seed).shuffle(train)
         n_val = max(1, int(len(train) * self.val_fraction))
+        if n_val >= len(train):
+            raise DataError(
+                ", ".join(self.train_files),
+                f"{len(train)} train record(s) are too few to hold out "
+                f"data.val_fraction={self.val_fraction} for validation and train on the rest; "
+                "add records, give data.val_files, or set data.val_fraction=0",
+            )
         train, val = train[n_val:], train[:n_val]
         self.stats.update(train_records=len(train), val_records=len(val))
         return train, val
@@ -172,6 +237,21 @@ class BaseDataModule(L.LightningDataModule):
         train, val = self.split_records()
         self.train_dataset = self._tokenized(train, "train")
         self.val_dataset = self._tokenized(val, "val") if val else None
+
+    def _check_full_batch(self, world: int) -> None:
+        """Training drops the last partial batch (every rank takes whole batches): with fewer
+        examples than one batch it would take no step at all and export untrained weights."""
+        n = len(self.train_dataset)
+        if n < self.batch_size * world:
+            per = f" x {world} processes" if world > 1 else ""
+            records = self.stats.get("train_records")
+            of = f" (from {records} records)" if records is not None else ""
+            raise DataError(
+                ", ".join(self.train_files),
+                f"only {n} train {self.example_noun}{of}: not one full batch of "
+                f"data.batch_size={self.batch_size}{per}, so training would take no step; "
+                "lower data.batch_size or add data",
+            )
 
     def _tokenized(self, examples: list[dict[str, Any]], split: str):
         import datasets
@@ -198,9 +278,36 @@ class BaseDataModule(L.LightningDataModule):
                 desc="dropping",
                 cache_file_name=str(cache / f"{key}-kept.arrow"),
             )
+        self._check_dropped(len(ds), split)
         ds = ds.remove_columns([c for c in ("keep", "truncated") if c in ds.column_names])
         ds = self.postprocess(ds, split)
         return ds.with_format("torch")
+
+    def _check_dropped(self, kept: int, split: str) -> None:
+        """The one rule for every stage: tokenization may drop (`keep` false) at most
+        `max_dropped_fraction` of a split's examples, and never all of them; more is a
+        `DataError` naming the files, the counts and the knobs (else a run would train on a
+        fraction of its data with only a warning). Dropped examples are logged either way."""
+        dropped = self.stats.get(f"{split}_dropped", 0)
+        total = dropped + kept
+        self.stats[f"{split}_dropped"] = dropped
+        if not dropped:
+            return
+        share = dropped / total
+        files = self.train_files if split == "train" or not self.val_files else self.val_files
+        reason = self.drop_reason.format(max_length=self.max_length)
+        head = f"{dropped} of {total} {split} {self.example_noun} ({share:.1%}) {reason}"
+        if kept == 0:
+            raise DataError(", ".join(files), f"{head}: none is left; raise data.max_length")
+        if share > self.max_dropped_fraction:
+            raise DataError(
+                ", ".join(files),
+                f"{head}, more than data.max_dropped_fraction={self.max_dropped_fraction}; raise "
+                "data.max_length, or data.max_dropped_fraction to accept dropping them",
+            )
+        log.warning(
+            "dropped %s (within data.max_dropped_fraction=%s)", head, self.max_dropped_fraction
+        )
 
     def _cache_knobs(self) -> dict[str, Any]:
         """Settings that change the tokenized output (subclasses extend)."""
@@ -211,6 +318,7 @@ class BaseDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> ResumableDataLoader:
         t = self.trainer
+        self._check_full_batch(t.world_size if t else 1)
         sampler = ResumableSampler(
             len(self.train_dataset),
             shuffle=True,

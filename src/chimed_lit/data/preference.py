@@ -20,7 +20,8 @@ after the end-of-turn token, such as ChatML's newline, is not part of it).
 Truncation (`max_length`): the response and its EOS are kept whole and the prompt is cut from
 the left; the same number of leading tokens is removed from both sides of a pair, so chosen and
 rejected are judged on the same context. Such pairs count as `{split}_truncated`. A pair where
-not even one prompt token fits beside the longer response is dropped (`{split}_dropped`).
+not even one prompt token fits beside the longer response is dropped (`{split}_dropped`); more
+than `data.max_dropped_fraction` of a split dropped is a `DataError` (the base's rule).
 
 Bad pairs raise `FieldError` (the base names file and line): a missing or non-text response,
 an empty one, chosen identical to rejected, an empty or malformed prompt, ranks that do not
@@ -39,7 +40,7 @@ from chimed_lit.chat.render import TEMPLATE_CHOICES, render_tokens
 from chimed_lit.data.base import BaseDataModule, FieldError
 from chimed_lit.data.conversation import to_messages
 from chimed_lit.data.packing import pack_sequences
-from chimed_lit.io.errors import ConfigError, DataError
+from chimed_lit.io.errors import ConfigError
 
 log = logging.getLogger(__name__)
 Message = dict[str, str]
@@ -167,6 +168,10 @@ class PreferenceDataModule(BaseDataModule):
     restarting per sequence (see `data/packing.py`), instead of each padded to the longest."""
 
     demo_files = ("preference.jsonl", "preference_val.jsonl")
+    example_noun = "pairs"
+    drop_reason = (
+        "have a response that alone fills data.max_length={max_length} (no prompt token fits)"
+    )
 
     def __init__(self, template: str = "chimed", pack: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
@@ -191,23 +196,6 @@ class PreferenceDataModule(BaseDataModule):
 
     def postprocess(self, dataset, split: str):
         self.stats[f"{split}_examples"] = len(dataset)
-        dropped = self.stats.get(f"{split}_dropped", 0)
-        if not len(dataset):
-            files = self.train_files if split == "train" or not self.val_files else self.val_files
-            raise DataError(
-                ", ".join(files),
-                f"all {dropped} {split} pairs have a response longer "
-                f"than data.max_length={self.max_length}; raise it",
-            )
-        if dropped:
-            log.warning(
-                "dropped %d of %d %s pairs whose longer response alone fills "
-                "data.max_length=%d; raise it to keep them",
-                dropped,
-                dropped + len(dataset),
-                split,
-                self.max_length,
-            )
         return dataset
 
     def _cache_knobs(self) -> dict[str, Any]:

@@ -16,6 +16,7 @@ class PretrainDataModule(BaseDataModule):
     Each document is `<s> text </s>`; documents longer than a block are split."""
 
     demo_files = ("pretrain.jsonl", "pretrain_val.jsonl")
+    example_noun = "blocks"  # what a batch holds; documents are split, never dropped
 
     def __init__(self, text_field: str = "text", pack: bool = True, **kwargs: Any):
         super().__init__(**kwargs)

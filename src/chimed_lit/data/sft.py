@@ -6,8 +6,9 @@ Knobs (besides the base's):
 - `template`: chimed|ziya|tokenizer (see `chat/render.py`, which generation and eval render with too).
 - `train_on`: `all_assistant` (every assistant turn is a target) or `last_assistant`.
 - `max_length`: longest example in tokens; `pack`: pack examples into `max_length` blocks.
-- `max_dropped_fraction`: the most examples (per split) that may be lost because nothing to
-  learn is left after truncation, before setup fails with `DataError`.
+- `max_dropped_fraction` (the base's rule, shared by every stage): the most examples (per
+  split) that may be lost because nothing to learn is left after truncation, before setup
+  fails with `DataError`.
 - `weights`: one per train file to mix files in set proportions (see `mix_by_weight`).
 
 Labels equal the input ids on assistant tokens, i.e. each answer's text and the EOS (end of
@@ -40,7 +41,7 @@ from chimed_lit.chat.templates import TEMPLATES
 from chimed_lit.data.base import BaseDataModule
 from chimed_lit.data.conversation import FORMATS, QAColumns, to_messages
 from chimed_lit.data.packing import IGNORE, pack_labelled
-from chimed_lit.io.errors import ConfigError, DataError
+from chimed_lit.io.errors import ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -70,6 +71,10 @@ def mix_by_weight(groups: list[list[T]], weights: list[float], seed: int = 0) ->
 
 class SFTDataModule(BaseDataModule):
     demo_files = ("sft.jsonl", "sft_val.jsonl")
+    drop_reason = (
+        "have nothing left to learn after truncation to data.max_length={max_length} "
+        "(the first user turn alone fills it)"
+    )
 
     def __init__(
         self,
@@ -77,7 +82,6 @@ class SFTDataModule(BaseDataModule):
         template: str = "chimed",
         train_on: str = "all_assistant",
         pack: bool = False,
-        max_dropped_fraction: float = 0.05,
         weights: list[float] | None = None,
         question_field: str = "ask",
         answer_field: str = "answer",
@@ -96,10 +100,6 @@ class SFTDataModule(BaseDataModule):
             )
         if train_on not in TRAIN_ON:
             problems.append(f"data.train_on must be one of {', '.join(TRAIN_ON)}, got {train_on!r}")
-        if not 0 <= max_dropped_fraction <= 1:
-            problems.append(
-                f"data.max_dropped_fraction must be in [0, 1], got {max_dropped_fraction}"
-            )
         if weights is not None and len(weights) != len(self.train_files):
             problems.append(
                 f"data.weights has {len(weights)} values for {len(self.train_files)} "
@@ -108,7 +108,6 @@ class SFTDataModule(BaseDataModule):
         if problems:
             raise ConfigError(problems)
         self.format, self.template, self.train_on, self.pack = format, template, train_on, pack
-        self.max_dropped_fraction = max_dropped_fraction
         self.weights = list(weights) if weights is not None else None
         self.qa = QAColumns(question_field, answer_field, title_field)
         self._trailing = 0
@@ -186,7 +185,6 @@ class SFTDataModule(BaseDataModule):
         }
 
     def postprocess(self, dataset, split: str):
-        self._check_dropped(dataset, split)
         self.stats[f"{split}_examples"] = len(dataset)
         if not self.pack:
             return dataset
@@ -200,21 +198,6 @@ class SFTDataModule(BaseDataModule):
         )
         self.stats[f"{split}_blocks"] = len(blocks["input_ids"])
         return datasets.Dataset.from_dict(blocks)
-
-    def _check_dropped(self, dataset, split: str) -> None:
-        dropped = self.stats.get(f"{split}_dropped", 0)
-        total = dropped + len(dataset)
-        if total and dropped / total > self.max_dropped_fraction:
-            files = self.train_files if split == "train" or not self.val_files else self.val_files
-            raise DataError(
-                ", ".join(files),
-                (
-                    f"{dropped} of {total} {split} examples ({dropped / total:.1%}) have nothing left to "
-                    f"learn after truncation to data.max_length={self.max_length} (the first user turn "
-                    f"alone fills it), more than data.max_dropped_fraction={self.max_dropped_fraction}; "
-                    "raise data.max_length, or data.max_dropped_fraction to accept dropping them"
-                ),
-            )
 
     # ----- examples -> batch ------------------------------------------------------------------
     def _pad_id(self) -> int:

@@ -87,6 +87,8 @@ def read_file(
         raise DataError(path, "file is empty (no records)")
     if kind == "json" and text.lstrip()[:1] == "[":
         yield from _read_json_array(text, path)
+    elif kind == "json" and (one := _one_object(text)) is not None:
+        yield Record(one, path, "line 1")  # a top-level object (pretty-printed or not)
     elif kind in ("json", "jsonl"):
         yield from _read_jsonl(text, path)
     elif kind == "csv":
@@ -99,6 +101,16 @@ def _lines(text: str) -> list[str]:
     """Lines as editors number them: split at \\n (and \\r\\n) only. `str.splitlines` also
     splits at U+0085, U+2028, form feeds ..., which JSON strings and Chinese text may hold."""
     return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+def _one_object(text: str) -> dict[str, Any] | None:
+    """The object a JSON file holds when its whole text is one JSON object, else None (JSON
+    lines, or a syntax error that the line reader then names by line)."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 def _read_jsonl(text: str, path: str) -> Iterator[Record]:

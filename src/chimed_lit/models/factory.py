@@ -6,13 +6,22 @@ be composed, checked and printed without downloading or allocating anything.
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chimed_lit.chat.templates import TEMPLATES
-from chimed_lit.io.errors import CheckpointError
+from chimed_lit.io.errors import CheckpointError, ChimedError
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+WEIGHT_FILES += ("pytorch_model.bin.index.json",)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 _DTYPES = {
     "float32": "float32",
@@ -70,7 +79,10 @@ class ModelFactory:
             tok = demo_tokenizer(self.cache_dir, self.vocab_size)
         else:
             _check_source(source)
-            tok = AutoTokenizer.from_pretrained(source, trust_remote_code=self.trust_remote_code)
+            with loading(source, "tokenizer"):
+                tok = AutoTokenizer.from_pretrained(
+                    source, trust_remote_code=self.trust_remote_code
+                )
         if tok.eos_token is None:
             raise CheckpointError(f"tokenizer {source!r} has no EOS token; set one before training")
         if tok.pad_token is None:  # pad only fills; losses and attention never read it (see data/)
@@ -107,12 +119,13 @@ class ModelFactory:
             model = AutoModelForCausalLM.from_config(config, dtype=self.torch_dtype())
         else:
             _check_source(source)
-            model = AutoModelForCausalLM.from_pretrained(
-                source,
-                dtype=self.torch_dtype(),
-                attn_implementation=self.attention(),
-                trust_remote_code=self.trust_remote_code,
-            )
+            with loading(source, "model"):
+                model = AutoModelForCausalLM.from_pretrained(
+                    source,
+                    dtype=self.torch_dtype(),
+                    attn_implementation=self.attention(),
+                    trust_remote_code=self.trust_remote_code,
+                )
             if model.get_input_embeddings().num_embeddings < len(tokenizer):
                 model.resize_token_embeddings(_round_up(len(tokenizer), 64))
         model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -148,16 +161,19 @@ class ModelFactory:
             model.model.load_state_dict(base.model.state_dict())
         else:
             _check_source(source)
-            config = AutoConfig.from_pretrained(source, trust_remote_code=self.trust_remote_code)
-            config.num_labels = 1
-            config.pad_token_id = tokenizer.pad_token_id
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source,
-                config=config,
-                dtype=self.torch_dtype(),
-                attn_implementation=self.attention(),
-                trust_remote_code=self.trust_remote_code,
-            )
+            with loading(source, "model"):
+                config = AutoConfig.from_pretrained(
+                    source, trust_remote_code=self.trust_remote_code
+                )
+                config.num_labels = 1
+                config.pad_token_id = tokenizer.pad_token_id
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    source,
+                    config=config,
+                    dtype=self.torch_dtype(),
+                    attn_implementation=self.attention(),
+                    trust_remote_code=self.trust_remote_code,
+                )
         model.config.pad_token_id = tokenizer.pad_token_id
         self._checkpointing(model)
         return model.to(self.torch_dtype())
@@ -181,3 +197,90 @@ def _check_source(source: str) -> None:
                 f"{source!r} is not a Hugging Face model directory (no config.json); "
                 "pass a stage's hf/ folder or a Hub id"
             )
+
+
+@contextmanager
+def loading(source: str, what: str = "model") -> Iterator[None]:
+    """The one place where loading a model or tokenizer dir turns into a `CheckpointError`: the
+    errors transformers, safetensors and torch raise while reading `source` (no weights, a
+    truncated or corrupt file, a pickle that `weights_only` refuses, a broken or missing
+    tokenizer) becomes one message naming the dir and, where it can tell, the file.
+    `what` is `model` (config and weights) or `tokenizer`."""
+    import torch
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (ChimedError, torch.OutOfMemoryError):
+        raise
+    except (
+        OSError,  # no weights, unreadable files
+        ValueError,  # JSON syntax, a tokenizer that cannot be built, bad config values
+        EOFError,
+        RuntimeError,  # torch's zip reader on a truncated .bin
+        pickle.UnpicklingError,  # weights_only refused the pickle
+        SafetensorError,  # a truncated or corrupt .safetensors
+    ) as e:
+        raise CheckpointError(load_error_message(source, what, e)) from None
+
+
+def load_error_message(source: str, what: str, e: BaseException) -> str:
+    """What went wrong loading `what` from `source`, naming the dir and the file."""
+    path = Path(str(source)).expanduser()
+    first = (str(e).strip().splitlines() or [""])[0].strip() or type(e).__name__
+    if len(first) > 300:
+        first = first[:300] + "..."
+    local = path.is_dir()
+    present = [
+        f
+        for f in (WEIGHT_FILES if what == "model" else TOKENIZER_FILES)
+        if local and (path / f).is_file()
+    ]
+    if what == "tokenizer":
+        if local and not present:
+            return (
+                f"tokenizer {source!r} has no tokenizer files (none of "
+                f"{', '.join(TOKENIZER_FILES)}): copy them from the base model, or set "
+                "model.tokenizer=DIR"
+            )
+        named = _named_file(path, e, present)
+        return f"tokenizer {source!r}: cannot load {named} ({type(e).__name__}: {first})"
+    if local and not present:
+        return (
+            f"model directory {source!r} has no weights (none of {', '.join(WEIGHT_FILES)}): "
+            "pass a stage's hf/ folder, or copy the weights there"
+        )
+    named = _named_file(path, e, present)
+    where = f"model directory {source!r}" if local else f"model {source!r}"
+    if isinstance(e, pickle.UnpicklingError):
+        return (
+            f"{where}: {named} holds Python objects that are not tensors and "
+            "was refused (loading runs with weights_only=True: a tampered or non-standard file "
+            "could run code); re-save it as safetensors from a trusted copy"
+        )
+    if type(e).__name__ == "SafetensorError":
+        return (
+            f"{where}: {named} is truncated or corrupt ({first}); "
+            "copy it again or re-export the stage"
+        )
+    return f"{where}: cannot load {named} ({type(e).__name__}: {first})"
+
+
+def _named_file(path: Path, e: BaseException, present: list[str]) -> str:
+    """The file an error names (its message often holds the path), else the likely one."""
+    found = re.search(r"[\w./-]*" + re.escape(str(path)) + r"/[\w./-]+", str(e))
+    if found:
+        return found.group(0).rstrip(".")
+    if isinstance(e, pickle.UnpicklingError):
+        bins = [f for f in present if f.endswith(".bin")]
+        return str(path / bins[0]) if bins else str(path / "pytorch_model.bin")
+    if isinstance(e, ValueError) and path.is_dir():  # a JSON file that does not parse
+        for f in sorted(path.glob("*.json")):
+            try:
+                json.loads(f.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                return str(f)
+    shards = sorted(path.glob("*.safetensors")) if path.is_dir() else []
+    if type(e).__name__ == "SafetensorError" and shards:
+        return ", ".join(str(s) for s in shards)
+    return str(path / present[0]) if present else str(path)

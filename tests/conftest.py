@@ -80,12 +80,27 @@ class CliResult:
         self.code, self.out, self.err = code, out, err
 
 
+def _repoint_log_streams() -> None:
+    """Log handlers an earlier in-process run configured (Hydra's job logging) still hold that
+    test's captured stderr, closed since: point them at this test's, so a log line is output,
+    not a "--- Logging error ---" traceback."""
+    import logging
+
+    loggers = [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]
+    for lg in loggers:
+        for h in getattr(lg, "handlers", []):
+            stream = getattr(h, "stream", None)
+            if type(h) is logging.StreamHandler and getattr(stream, "closed", False):
+                h.stream = sys.stderr  # not setStream: it flushes the closed stream first
+
+
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture):
     """Run `chimed-lit ARGS` in this process (as the console script would) and capture output."""
     from chimed_lit.cli.main import main
 
     def run(*args: str) -> CliResult:
+        _repoint_log_streams()
         saved = sys.argv
         try:
             code = main(list(args))

@@ -52,6 +52,11 @@ def test_data_task_writes_json_with_metric_keys(
 
 
 def test_scale_demo_instrument(run_eval_cli, tiny_hf, tmp_path):
+    killed = tmp_path / "eval" / ".scale.md.k1ll3d00"  # what a killed eval's atomic write left
+    killed.parent.mkdir(parents=True)
+    killed.write_text("half a table")
+    kept = tmp_path / "eval" / ".notes.txt"  # a dotfile that is no partial write stays
+    kept.write_text("mine")
     r = run_eval_cli(
         "task=scale",
         f"model.pretrained={tiny_hf}",
@@ -67,6 +72,7 @@ def test_scale_demo_instrument(run_eval_cli, tiny_hf, tmp_path):
     assert isinstance(scored["degenerate"], bool)
     assert scored["n_items"] == 6 and scored["n_answers"] == 12  # both option orders
     assert "scale/demo_scale/logprob/bias_score" in r.out
+    assert not killed.exists() and kept.read_text() == "mine"
 
 
 def test_single_task_defaults_to_the_last_stage_of_the_run(run_eval_cli, fake_run, tmp_path):

@@ -40,6 +40,24 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def fit_in_process(out: Path, *args: str) -> Path:
+    """`chimed-lit fit ARGS paths.output_dir=OUT` in this process on one torch thread (a
+    module fixture's run the tests then read or copy); fails the fixture on a non-zero exit."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from chimed_lit.cli.main import main
+
+    saved, threads = sys.argv, torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["fit", *args, f"paths.output_dir={out}"]) == 0
+    finally:
+        sys.argv = saved
+        torch.set_num_threads(threads)
+        GlobalHydra.instance().clear()
+    return out
+
+
 def run_child(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """`chimed-lit ARGS` as a separate process (what a scheduler kills or signals)."""
     return subprocess.run(

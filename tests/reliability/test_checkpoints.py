@@ -3,6 +3,7 @@ truncated, corrupt or foreign checkpoint with a warning and takes the previous o
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import shutil
@@ -18,7 +19,7 @@ from chimed_lit.io.checkpoints import (
     find_resume_checkpoint,
 )
 from chimed_lit.io.errors import CheckpointError, ConfigError
-from tests.reliability.conftest import QUIET, assert_same_weights, metrics
+from tests.reliability.conftest import QUIET, assert_same_weights, fit_in_process, metrics
 
 TINY = [
     "stage=pretrain",
@@ -33,22 +34,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def three_steps(tmp_path_factory) -> Path:
     """A 3-step pretrain run: checkpoints/step000002.ckpt and last.ckpt (step 3)."""
-    import sys
-
-    from hydra.core.global_hydra import GlobalHydra
-
-    from chimed_lit.cli.main import main
-
-    out = tmp_path_factory.mktemp("three")
-    saved, threads = sys.argv, torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        assert main(["fit", *TINY, "trainer.max_steps=3", f"paths.output_dir={out}"]) == 0
-    finally:
-        sys.argv = saved
-        torch.set_num_threads(threads)
-        GlobalHydra.instance().clear()
-    return out
+    return fit_in_process(tmp_path_factory.mktemp("three"), *TINY, "trainer.max_steps=3")
 
 
 def copy_run(src: Path, dst: Path) -> Path:
@@ -61,7 +47,8 @@ def test_checkpoints_are_stamped_and_leave_no_temporary_files(three_steps):
     assert sorted(p.name for p in ckpts.iterdir()) == ["last.ckpt", "step000002.ckpt"]
     for p in ckpts.iterdir():
         saved = torch.load(p, weights_only=True, map_location="cpu")
-        assert saved["chimed_lit"] == {"stage": "pretrain"}
+        assert saved["chimed_lit"]["stage"] == "pretrain"
+        assert "optimizer.lr" in json.loads(saved["chimed_lit"]["run"])["config"]  # resume guard
         assert checkpoint_problem(p, "pretrain") is None
 
 

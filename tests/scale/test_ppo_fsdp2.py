@@ -86,8 +86,8 @@ def test_ppo_on_fsdp2_with_two_processes_trains_checkpoints_and_resumes(
     rows = [
         r for r in csv.DictReader((out / "rlhf" / "csv" / "metrics.csv").open()) if r.get("rlhf/kl")
     ]
-    # the resumed run's log: one PPO update per rollout, rollouts 4 and 5
-    assert [int(r["step"]) for r in rows] == [3, 4]
+    # one PPO update per rollout; the log appends across the resume: 1-3, then 4 and 5
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]
     assert all(
         math.isfinite(float(r["rlhf/kl"])) and math.isfinite(float(r["rlhf/value_loss"]))
         for r in rows

@@ -30,6 +30,7 @@ from chimed_lit.cli.eval_config import (
 from chimed_lit.cli.eval_models import free_memory, load_model, stage_models
 from chimed_lit.eval.api import headline, library_call
 from chimed_lit.io.errors import CheckpointError, ChimedError, ConfigError
+from chimed_lit.io.leftovers import remove_leftovers
 
 SINGLE_PREFERENCE = ("rlhf", "dpo", "sft", "pretrain")  # model.pretrained=null for one task
 
@@ -77,6 +78,7 @@ def _job(cfg: DictConfig) -> None:
     problems = eval_problems(cfg)
     if problems:
         raise ConfigError(problems)
+    remove_leftovers(cfg.eval.output_dir)  # half-written tables of a killed eval
     set_seed(cfg.seed)
     out = Path(cfg.eval.output_dir)
     if cfg.task == "all":

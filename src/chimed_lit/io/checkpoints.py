@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -24,7 +26,7 @@ from chimed_lit.io.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("chimed_lit")
 
-STAMP = "chimed_lit"  # checkpoint key: {"stage": name}
+STAMP = "chimed_lit"  # checkpoint key: {"stage": name, "run": the run record (run/resume_guard.py)}
 LIGHTNING_KEYS = ("state_dict", "global_step", "loops")
 VERIFY = ("full", "quick")
 
@@ -39,7 +41,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
         if self.stage is not None:
-            checkpoint = {**checkpoint, STAMP: {"stage": self.stage}}
+            checkpoint = {
+                **checkpoint,
+                STAMP: {**(checkpoint.get(STAMP) or {}), "stage": self.stage},
+            }
         if "://" in str(path):  # remote storage: Lightning's fsspec path
             super().save_checkpoint(checkpoint, path, storage_options)
             return
@@ -163,6 +168,40 @@ def _remove_partial_writes(directory: Path) -> None:
     for tmp in directory.glob(".*.ckpt.*.tmp") if directory.is_dir() else []:
         log.warning("removing %s, left by a checkpoint save that was interrupted", tmp)
         tmp.unlink(missing_ok=True)
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The global step a (file) checkpoint was saved at; None for a folder checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        return None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return int(ckpt["global_step"]) if isinstance(ckpt, dict) and "global_step" in ckpt else None
+
+
+def prune_step_checkpoints(
+    directory: Path, filename: str | None, keep: int, protect: str | None = None
+) -> list[Path]:
+    """Keep the newest `keep` checkpoints written with the `ModelCheckpoint` file name template
+    `filename` (`step{step:06d}`; Lightning's default when None) in `directory`, and `protect`
+    (the one a resume starts from); remove the older ones. `ModelCheckpoint`'s `save_top_k`
+    counts only what its own process saved: without this, every restart leaves its last step
+    checkpoints behind."""
+    if keep < 0 or not directory.is_dir():
+        return []
+    pattern = re.sub(
+        r"\*+", "*", re.sub(r"\{[^}]*\}", "*", filename or "{epoch}-{step}") + "*.ckpt"
+    )
+    found = sorted(directory.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+    protected = Path(protect).resolve() if protect else None
+    old = [p for p in found[keep:] if p.resolve() != protected]
+    for path in old:
+        log.info("removing %s: beyond save_top_k=%d of an earlier run", path, keep)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return old
 
 
 def last_good_checkpoint(stage_dir: Path, stage: str | None = None) -> str | None:

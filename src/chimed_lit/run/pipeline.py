@@ -4,24 +4,26 @@
 composed from its own stage config plus the run-wide overrides (`run/run_wide.py`) and any
 `<stage>.key=value` overrides; overrides without a stage prefix apply to the target stage only. A stage whose resolved config and input files are
 unchanged (same fingerprint in `<stage>/stage.json`, `hf/` present) is reused, not retrained.
+`stage.json` is removed before a stage runs and written once its outputs are in place, so it
+never vouches for an `hf/` it did not see. Each run starts by removing what killed runs left
+under `paths.output_dir` and in the datasets caches (`io/leftovers.py`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import get_class
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from chimed_lit.demo import demo_path
-from chimed_lit.io.atomic import write_json
+from chimed_lit.io.atomic import write_json, write_text
 from chimed_lit.io.errors import ChimedError
+from chimed_lit.io.leftovers import remove_leftovers
 from chimed_lit.run.compose import compose_stage
+from chimed_lit.run.fingerprints import data_files, fingerprint
 from chimed_lit.run.preflight import preflight
 from chimed_lit.run.registry import stage_of
 from chimed_lit.run.stage_runner import stage_context
@@ -29,42 +31,14 @@ from chimed_lit.stages import stage_dir
 
 log = logging.getLogger("chimed_lit")
 
-_VOLATILE = ("resume", "logger", "callbacks", "paths", "stage_overrides", "checkpoint", "hydra")
 
-
-def file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    p = Path(path).expanduser()
-    if not p.is_file():  # a Hub id: its name stands for it
-        return f"hub:{path}"
-    with p.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def fingerprint(cfg: DictConfig, upstream: list[str], data_files: list[str]) -> str:
-    """Hash of what determines a stage's result: its resolved config (less logging and paths),
-    the fingerprints of the stages it starts from, and the bytes of its input files. Like the
-    code of its modules, the stage's class (`stage.spec`) is not part of it."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    for key in _VOLATILE:
-        resolved.pop(key, None)
-    (resolved.get("stage") or {}).pop("spec", None)
-    payload = json.dumps(
-        {"cfg": resolved, "upstream": upstream, "files": [file_digest(f) for f in data_files]},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:20]
-
-
-def data_files(cfg: DictConfig) -> list[str]:
-    """The stage's input files (demo files when none are configured)."""
-    files = list(cfg.data.get("train_files") or []) + list(cfg.data.get("val_files") or [])
-    if not cfg.data.get("train_files"):
-        files += [demo_path(n) for n in get_class(cfg.data._target_).demo_files]
-    return files
+def _identity(path: Path) -> tuple[int, int] | None:
+    """What changes when a folder is swapped (`atomic.write_dir` renames a new one in)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def direct_needs(cfg: DictConfig, cli_pretrained: bool = False) -> list[str]:
@@ -123,6 +97,10 @@ def run_pipeline(
     """Run (or reuse) every stage the target needs, then the target; returns its summary.
     `check` (the one preflight) sees every planned stage's config before any stage runs."""
     stages = plan(cfg, task_overrides)
+    remove_leftovers(
+        cfg.paths.output_dir,
+        [str(s.data.get("cache_dir") or "") for _, s in stages if s.get("data")],
+    )
     # what cannot run here stops the run before any stage trains; a stage's inner stages (its
     # rounds) are checked before the target, so the target's problems read as its own
     check([*stages[:-1], *inner_stages(stages, task_overrides), stages[-1]])
@@ -152,9 +130,17 @@ def run_pipeline(
             continue
         upstream = {n: str(stage_dir(scfg).parent / n / "hf") for n in needs}
         log.info("running %s -> %s", name, sdir)
+        was = done.read_text() if done.is_file() else None
+        hf_before = _identity(sdir / "hf")
+        done.unlink(missing_ok=True)  # until the new outputs are in place
         ctx = stage_context(
             scfg, task_overrides, upstream, f"{run_name or ''}{name}", group, fingerprint=fp
         )
-        summary = stage_of(scfg).run(scfg, ctx)
+        try:
+            summary = stage_of(scfg).run(scfg, ctx)
+        except BaseException:
+            if was is not None and _identity(sdir / "hf") == hf_before:
+                write_text(done, was)  # failed before touching hf/: it still vouches for it
+            raise
         write_json(done, {"stage": name, "fingerprint": fp, "complete": True})
     return summary

@@ -15,6 +15,7 @@ RUN_WIDE_NODES = (
     "model",
     "logger",
     "resume",
+    "resume_allow_config_change",
     "checkpoint",
     "experiment",
     "strategy",

@@ -3,12 +3,19 @@
 Reads like a recipe: everything it builds comes from the config by `_target_`, and it writes
 the stage's outputs under `<output_dir>/<stage>/`: `checkpoints/`, `hf/`, `summary.json`,
 `config.yaml` and `initial_metrics.json`.
+
+A failed run leaves the previous run's `hf/`, `summary.json` and `config.yaml` as they were:
+the running config is `config.next.yaml` until the export succeeds, then `hf/` is swapped in,
+`summary.json` written and `config.next.yaml` renamed to `config.yaml` (the pipeline removes
+`stage.json` before and writes it after). `resume=true` first checks the checkpoint's run record
+against this run's (`run/resume_guard.py`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from functools import partial
 from pathlib import Path
@@ -24,14 +31,24 @@ from chimed_lit.callbacks.final_checkpoint import FinalCheckpoint
 from chimed_lit.callbacks.nonfinite import NonFiniteGuard
 from chimed_lit.callbacks.preemption import PreemptionCheckpoint
 from chimed_lit.io.atomic import write_json, write_text
-from chimed_lit.io.checkpoints import checkpoint_plugins, find_resume_checkpoint
+from chimed_lit.io.checkpoints import (
+    AtomicCheckpointIO,
+    checkpoint_plugins,
+    checkpoint_step,
+    find_resume_checkpoint,
+    prune_step_checkpoints,
+)
+from chimed_lit.io.csv_metrics import ResumableCSVLogger
+from chimed_lit.io.leftovers import is_rank_zero
 from chimed_lit.io.loggers import wandb_logger
 from chimed_lit.io.redaction import redact, redacted_yaml
 from chimed_lit.models.export import export_hf
 from chimed_lit.models.packing_check import check_packing
 from chimed_lit.plugins.full_weights import full_state_dict
 from chimed_lit.run.compose import compose_sibling
+from chimed_lit.run.fingerprints import run_record
 from chimed_lit.run.registry import stage_of
+from chimed_lit.run.resume_guard import ResumeRecord, check_resume
 from chimed_lit.stages import StageContext, stage_dir
 
 log = logging.getLogger("chimed_lit")
@@ -39,6 +56,7 @@ log = logging.getLogger("chimed_lit")
 # callbacks that write into the stage's checkpoints/ folder (and their subclasses): the runner
 # gives them `dirpath=<output_dir>/<stage>/checkpoints`
 CHECKPOINT_WRITERS = (ModelCheckpoint, FinalCheckpoint, PreemptionCheckpoint, NonFiniteGuard)
+RUNNING_CONFIG = "config.next.yaml"  # the running run's config: config.yaml once it exported
 
 
 def _is_a(target: Any, kinds: tuple[type, ...]) -> bool:
@@ -48,10 +66,13 @@ def _is_a(target: Any, kinds: tuple[type, ...]) -> bool:
 def _loggers(cfg: DictConfig, stage: str, run_name: str, group: str | None) -> list[Any]:
     """The config's loggers, one W&B run per stage (named for the sweep job), CSV under
     `<stage>/csv/`."""
+    from chimed_lit.io.redaction import refuse_credentials
+
     loggers = []
     for name, spec in (cfg.logger or {}).items():
         if spec is None:
             continue
+        refuse_credentials(spec, f"logger.{name}")  # W&B / SwanLab keep their fields in clear
         target = get_object(spec._target_)
         extra: dict[str, Any] = {}
         if target is wandb_logger or _is_a(target, (WandbLogger,)):
@@ -68,6 +89,42 @@ def _loggers(cfg: DictConfig, stage: str, run_name: str, group: str | None) -> l
         loggers.append(logger)
         log.info("logging to %s", name)
     return loggers
+
+
+def _resume_point(
+    cfg: DictConfig, sdir: Path, stage: str, record: dict[str, Any]
+) -> tuple[str | None, dict[str, Any] | None]:
+    """With `resume=true`: the checkpoint to continue (None: start afresh) and what
+    `summary.json` records of it, once its run record matches this run's (exit 2 otherwise)."""
+    if not cfg.resume:
+        return None, None
+    verify = (cfg.get("checkpoint") or {}).get("verify", "full")
+    ckpt = find_resume_checkpoint(sdir, stage, verify)
+    if ckpt is None:
+        log.warning("resume=true but no checkpoint under %s: starting from scratch", sdir)
+        return None, None
+    allow = bool(cfg.get("resume_allow_config_change", False))
+    info = check_resume(ckpt, record, stage, allow)
+    return ckpt, {**info, "step": checkpoint_step(ckpt)}
+
+
+def _prune_step_checkpoints(cfg: DictConfig, sdir: Path, keep_too: str | None) -> None:
+    """`save_top_k` across restarts: a `ModelCheckpoint` removes only what its own process saved
+    (and Lightning orders it after `FinalCheckpoint`, so `last.ckpt` names the file before the
+    newest): at start, the newest `save_top_k` step checkpoints stay (and the one resumed from),
+    and after fit the newest `save_top_k` of all."""
+    for spec in (cfg.callbacks or {}).values():
+        if spec is None or not _is_a(get_object(spec._target_), (ModelCheckpoint,)):
+            continue
+        if spec.get("monitor") is None:  # top-k by a metric: the callback's state tracks it
+            k = int(spec.get("save_top_k", 1))
+            prune_step_checkpoints(sdir / "checkpoints", spec.get("filename"), k, keep_too)
+
+
+def _promote(sdir: Path) -> None:
+    """The running config becomes the stage's `config.yaml` (after `hf/` and `summary.json`)."""
+    if (sdir / RUNNING_CONFIG).is_file():
+        os.replace(sdir / RUNNING_CONFIG, sdir / "config.yaml")
 
 
 def _callbacks(cfg: DictConfig, sdir: Path) -> list[Any]:
@@ -116,6 +173,10 @@ def run_stage(
     started = time.time()
     stage, sdir, spec = cfg.stage.name, stage_dir(cfg), stage_of(cfg)
 
+    # 0. resume: the newest usable checkpoint, refused when config or inputs changed
+    record = run_record(cfg, upstream or {})
+    ckpt, resumed = _resume_point(cfg, sdir, stage, record)
+
     # 1. seed, tokenizer, models and data (bad data fails before training starts)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     factory = instantiate(cfg.model)
@@ -137,22 +198,30 @@ def run_stage(
 
     # 3. trainer with the strategy, callbacks and loggers of the config
     sdir.mkdir(parents=True, exist_ok=True)
-    write_text(sdir / "config.yaml", redacted_yaml(cfg))
+    write_text(sdir / RUNNING_CONFIG, redacted_yaml(cfg))
+    if is_rank_zero():
+        _prune_step_checkpoints(cfg, sdir, ckpt)
     strategy = instantiate(cfg.strategy)
+    loggers = _loggers(cfg, stage, run_name or stage, group)
+    plugins = checkpoint_plugins(strategy, stage, instantiate(cfg.trainer.get("plugins") or []))
+    # folder checkpoints (DeepSpeed, FSDP2) keep the run record beside them too
+    sidecar = (
+        None if any(isinstance(p, AtomicCheckpointIO) for p in plugins) else sdir / "checkpoints"
+    )
+    step = (resumed or {}).get("step")
+    for lg in loggers:  # the interrupted run's rows up to the checkpoint stay
+        if isinstance(lg, ResumableCSVLogger) and step is not None:
+            lg.drop_steps_after(step)
     trainer = instantiate(
         cfg.trainer,
         strategy=strategy,
-        callbacks=_callbacks(cfg, sdir),
-        plugins=checkpoint_plugins(strategy, stage, instantiate(cfg.trainer.get("plugins") or [])),
-        logger=_loggers(cfg, stage, run_name or stage, group) or False,
+        callbacks=[*_callbacks(cfg, sdir), ResumeRecord(record, sidecar)],
+        plugins=plugins,
+        logger=loggers or False,
         default_root_dir=str(sdir),
     )
 
     # 4. validation before training (kept across resumes), then fit
-    verify = (cfg.get("checkpoint") or {}).get("verify", "full")
-    ckpt = find_resume_checkpoint(sdir, stage, verify) if cfg.resume else None
-    if cfg.resume and ckpt is None:
-        log.warning("resume=true but no checkpoint under %s: starting from scratch", sdir)
     initial_file = sdir / "initial_metrics.json"
     if ckpt is None or not initial_file.is_file():
         initial = _metrics(trainer.validate(module, datamodule=datamodule, verbose=False))
@@ -161,6 +230,8 @@ def run_stage(
         initial = json.loads(initial_file.read_text())
         log.info("resuming %s from %s", stage, ckpt)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
+    if trainer.is_global_zero:  # this process's own top-k did not see the earlier runs' files
+        _prune_step_checkpoints(cfg, sdir, None)
     train_loss = _scalar(trainer.callback_metrics.get(f"{stage}/train_loss"))
     final = _metrics(trainer.validate(module, datamodule=datamodule, verbose=False))
 
@@ -176,12 +247,15 @@ def run_stage(
         "elapsed_s": round(time.time() - started, 1),
         "fingerprint": fingerprint,
     }
+    if resumed is not None:
+        summary["resume"] = resumed
     exported = spec.export_model(module)
     weights = full_state_dict(trainer.strategy, exported)  # ZeRO-3/FSDP2: a collective
     if trainer.is_global_zero:
         # LoRA: merged + hf_adapter/
         summary.update(export_hf(exported, tokenizer, sdir, state_dict=weights))
         write_json(sdir / "summary.json", summary)
+        _promote(sdir)
     for lg in trainer.loggers:
         if isinstance(lg, WandbLogger):
             lg.experiment.finish()

@@ -135,3 +135,42 @@ def test_what_may_change_on_resume():
         'input file a.jsonl (sha256): "1" -> "2"',
         'upstream stage pretrain (fingerprint): "f1" -> "f2"',
     ]
+
+
+def test_a_finished_rejection_round_is_not_reused_under_another_config(
+    run_cli, tmp_path, tiny_models
+):
+    """Rejection sampling reuses finished rounds on resume: only when they were made under this
+    rlhf config; a changed keep rule is refused and the finished stage's files stay as they were."""
+    lm, reward = tiny_models["lm"], tiny_models["reward"]
+    args = [
+        "fit",
+        "stage=rlhf",
+        "stage.algorithm=rejection_sampling",
+        *QUIET,
+        f"stage.policy={lm}",
+        f"stage.reward_model={reward}",
+        "stage.rejection.rounds=1",
+        "stage.rejection.samples_per_prompt=2",
+        "stage.rejection.sft_steps=2",
+        "stage.rejection.sampling.max_new_tokens=8",
+        "stage.module.val_sampling.max_new_tokens=8",
+        "data.max_records=12",
+        "sft.data.batch_size=2",
+        f"paths.output_dir={tmp_path / 'run'}",
+    ]
+    assert run_cli(*args).code == 0
+    sdir = tmp_path / "run" / "rlhf"
+    before = {
+        n: (sdir / n).read_bytes() for n in ("config.yaml", "summary.json", "round0/round.json")
+    }
+    r = run_cli(*args, "stage.rejection.top_fraction=0.5", "resume=true")
+    assert r.code == 2, r.err[-2000:]
+    assert "rlhf round 0 was made under another config" in r.err
+    assert "Traceback" not in r.err
+    assert {n: (sdir / n).read_bytes() for n in before} == before
+    r = run_cli(
+        *args, "stage.rejection.top_fraction=0.5", "resume=true", "resume_allow_config_change=true"
+    )
+    assert r.code == 0, r.err[-2000:]
+    assert "0.5" in (sdir / "config.yaml").read_text()  # promoted once the stage finished

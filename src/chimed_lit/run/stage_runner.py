@@ -49,14 +49,13 @@ from chimed_lit.run.compose import compose_sibling
 from chimed_lit.run.fingerprints import run_record
 from chimed_lit.run.registry import stage_of
 from chimed_lit.run.resume_guard import ResumeRecord, check_resume
-from chimed_lit.stages import StageContext, stage_dir
+from chimed_lit.stages import RUNNING_CONFIG, StageContext, stage_dir
 
 log = logging.getLogger("chimed_lit")
 
 # callbacks that write into the stage's checkpoints/ folder (and their subclasses): the runner
 # gives them `dirpath=<output_dir>/<stage>/checkpoints`
 CHECKPOINT_WRITERS = (ModelCheckpoint, FinalCheckpoint, PreemptionCheckpoint, NonFiniteGuard)
-RUNNING_CONFIG = "config.next.yaml"  # the running run's config: config.yaml once it exported
 
 
 def _is_a(target: Any, kinds: tuple[type, ...]) -> bool:

@@ -26,6 +26,10 @@ from omegaconf import DictConfig
 from chimed_lit.models.model_dirs import check_causal_lm
 from chimed_lit.planning.setup import StageSetup, stage_setup
 
+# a running stage's config: renamed to `config.yaml` once its `hf/` and `summary.json` are written,
+# so a failed run never leaves a config.yaml that no longer describes them
+RUNNING_CONFIG = "config.next.yaml"
+
 
 def stage_dir(cfg: DictConfig) -> Path:
     """`<paths.output_dir>/<stage.name>/`: where a stage writes everything."""

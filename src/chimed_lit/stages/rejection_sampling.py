@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -53,7 +54,7 @@ from chimed_lit.io.errors import ConfigError
 from chimed_lit.io.redaction import redacted_yaml
 from chimed_lit.modules.reward import score_sequences
 from chimed_lit.planning.setup import StageSetup, stage_setup
-from chimed_lit.stages import StageContext, stage_dir
+from chimed_lit.stages import RUNNING_CONFIG, StageContext, stage_dir
 from chimed_lit.stages.loading import tokenizer_for
 from chimed_lit.stages.rl import RLStage, check_rl_models, policy_and_reward
 
@@ -382,6 +383,7 @@ def run_round(
         "mean_reward": mean([s.reward for s in scored]),
         "kept_mean_reward": mean([s.reward for s in kept]),
         "eos_rate": mean([float(s.finished) for s in scored]),
+        "fingerprint": ctx.fingerprint,  # what a resume compares before reusing the round
     }
     log.info(
         "rlhf round %d: mean reward %.4f over %d samples, %.4f over the %d kept (eos %.2f)",
@@ -432,7 +434,7 @@ def run_rejection_sampling(cfg: DictConfig, ctx: StageContext) -> dict[str, Any]
     check_rl_models(cfg, ctx.upstream)
     sdir = stage_dir(cfg)
     sdir.mkdir(parents=True, exist_ok=True)
-    write_text(sdir / "config.yaml", redacted_yaml(cfg))
+    write_text(sdir / RUNNING_CONFIG, redacted_yaml(cfg))  # config.yaml once it exported
 
     L.seed_everything(cfg.seed, verbose=False)
     factory = instantiate(cfg.model)
@@ -468,6 +470,7 @@ def run_rejection_sampling(cfg: DictConfig, ctx: StageContext) -> dict[str, Any]
     for r in range(int(rej.rounds)):
         done = _round_done(sdir / f"round{r}") if cfg.resume else None
         if done is not None:
+            _check_round_made_here(cfg, done, r, ctx.fingerprint)
             log.info("rlhf round %d already done (%s): reusing it", r, done["hf_dir"])
         record = done or run_round(cfg, r, policy_dir, reward_model, factory, train, ctx)
         rounds.append(record)
@@ -489,7 +492,24 @@ def run_rejection_sampling(cfg: DictConfig, ctx: StageContext) -> dict[str, Any]
         "fingerprint": ctx.fingerprint,
     }
     write_json(sdir / "summary.json", summary)
+    os.replace(sdir / RUNNING_CONFIG, sdir / "config.yaml")
     return summary
+
+
+def _check_round_made_here(cfg: DictConfig, done: dict[str, Any], r: int, now: str | None) -> None:
+    """A finished round is reused on resume only when the rlhf stage's config and inputs are
+    those it was made with (its `fingerprint`), unless `resume_allow_config_change=true`."""
+    made = done.get("fingerprint")
+    if made is None or now is None or made == now:
+        return
+    if cfg.get("resume_allow_config_change"):
+        log.warning("rlhf round %d was made under another config: reused as asked", r)
+        return
+    raise ConfigError(
+        f"resume=true: rlhf round {r} was made under another config or other inputs of the rlhf "
+        f"stage (fingerprint {made}, now {now}); run without resume=true to start over, or set "
+        "resume_allow_config_change=true to reuse it"
+    )
 
 
 class RejectionSampling(RLStage):

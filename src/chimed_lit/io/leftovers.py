@@ -1,11 +1,13 @@
 """What killed runs leave behind, removed when the next command starts on the same output dir.
 
-- `.NAME.tmp-XXXX/` folders of an export (or any `atomic.write_dir`) killed half-way; a folder
-  killed between its two renames (`NAME/` gone, `.NAME.old/` still there) gets its old version
-  back, which its `summary.json` and `config.yaml` still describe;
-- `.NAME.ckpt.XXXX.tmp` files of a checkpoint save killed half-way (`AtomicCheckpointIO`), as
-  large as a checkpoint;
-- `.NAME.XXXXXXXX` files of an atomic write killed half-way (`atomic.write_bytes`);
+- `.<name>.tmp-<suffix>/` folders (`_PARTIAL_DIR`) of an export (or any `atomic.write_dir`)
+  killed half-way; a folder swap killed between its two renames (`<name>/` gone,
+  `.<name>.old/` still there) gets its old version back, which its `summary.json` and
+  `config.yaml` still describe;
+- `.<name>.ckpt.<suffix>.tmp` files (`_PARTIAL_CKPT`) of a checkpoint save killed half-way
+  (`AtomicCheckpointIO`), as large as a checkpoint;
+- `.<name>.<8 random characters>` files (`_PARTIAL_FILE`) of an atomic write killed half-way
+  (`atomic.write_bytes`);
 - `tmp*` files in the tokenized-datasets cache (`<cache_dir>/datasets/`) of a tokenization
   killed half-way. The cache may be shared by runs in flight, so only files untouched for
   `CACHE_IDLE_S` go.

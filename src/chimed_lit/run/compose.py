@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_module, version
 from hydra.core.config_search_path import SearchPathQuery
@@ -20,6 +19,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from chimed_lit.io.errors import ConfigError
+from chimed_lit.run.fingerprints import flatten
 from chimed_lit.run.run_wide import (
     INNER_STAGE_TRAINER_KEYS,
     RUN_WIDE_NODES,
@@ -80,24 +80,18 @@ def compose_stage(
         and override_key(o) not in ("stage", "paths.output_dir")
     ]
     cfg = compose(config_name="fit", overrides=base + wide + per_stage + rest)
-    extra = cfg.stage_overrides.get(name)
-    flat = (
-        []
-        if extra is None
-        else [
-            f"{k}={json.dumps(v) if not isinstance(v, str) else v}"
-            for k, v in _flatten(OmegaConf.to_container(extra, resolve=True))
-        ]
-    )
+    flat = as_overrides(cfg.stage_overrides.get(name))
     if not flat:
         return cfg
     return compose(config_name="fit", overrides=base + wide + per_stage + flat + rest)
 
 
-def _flatten(d: Any, prefix: str = "") -> list[tuple[str, Any]]:
-    if isinstance(d, dict) and d:
-        return [kv for k, v in d.items() for kv in _flatten(v, f"{prefix}{k}.")]
-    return [(prefix.rstrip("."), d)]
+def as_overrides(node: DictConfig | None, prefix: str = "") -> list[str]:
+    """A config node as `key=value` overrides, one per leaf (`prefix` before each key)."""
+    if node is None:
+        return []
+    leaves = flatten(OmegaConf.to_container(node, resolve=True)).items()
+    return [f"{prefix}{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in leaves]
 
 
 def compose_sibling(
@@ -109,15 +103,7 @@ def compose_sibling(
     is running (a script or a test: then from the stage YAML alone)."""
     # the asking config's `stage_overrides.<name>` is the truth (a test or a script may have set
     # it in code): as overrides, so a group choice (`sft.data=cmd_sft`) picks that group's file
-    extra = (cfg.get("stage_overrides") or {}).get(name)
-    own = (
-        []
-        if extra is None
-        else [
-            f"++stage_overrides.{name}.{k}={json.dumps(v) if not isinstance(v, str) else v}"
-            for k, v in _flatten(OmegaConf.to_container(extra, resolve=True))
-        ]
-    )
+    own = as_overrides((cfg.get("stage_overrides") or {}).get(name), f"++stage_overrides.{name}.")
     if GlobalHydra.instance().is_initialized():
         out = compose_stage(name, [*task_overrides, *own], output_dir)
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,19 @@ VOLATILE = (
 
 
 def file_digest(path: str) -> str:
-    h = hashlib.sha256()
+    """sha256 of a file's bytes (`hub:<id>` for a Hub id). The fingerprint and the run record
+    of a stage both ask for every input: a file is read once while its size and mtime hold."""
     p = Path(path).expanduser()
     if not p.is_file():  # a Hub id: its name stands for it
         return f"hub:{path}"
-    with p.open("rb") as f:
+    st = p.stat()
+    return _digest(str(p.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=1024)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()

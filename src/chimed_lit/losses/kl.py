@@ -9,6 +9,8 @@ from samples ``x ~ policy`` (J. Schulman, "Approximating KL Divergence", 2020). 
 * k2 = 0.5 * log_ratio**2              biased, low variance, always >= 0
 * k3 = (r - 1) - log r                 unbiased, low variance, always >= 0
      = exp(-log_ratio) - 1 + log_ratio
+* low_var = k3 with log r clamped to [-20, 20] and the result to [-10, 10] (verl's
+  "low_var_kl"): the same value near the reference, bounded far from it
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ __all__ = [
     "AdaptiveKLController",
     "FixedKLController",
     "KLKind",
+    "KL_ESTIMATORS",
     "kl_k1",
     "kl_k2",
     "kl_k3",
+    "kl_low_var",
     "kl_penalty",
 ]
 
-KLKind = Literal["k1", "k2", "k3"]
+KLKind = Literal["k1", "k2", "k3", "low_var"]
 
 
 def kl_k1(logp: Tensor, ref_logp: Tensor) -> Tensor:
@@ -51,15 +55,34 @@ def kl_k3(logp: Tensor, ref_logp: Tensor) -> Tensor:
     return torch.expm1(log_r) - log_r
 
 
-_ESTIMATORS = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3}
+def kl_low_var(logp: Tensor, ref_logp: Tensor) -> Tensor:
+    """k3 made safe far from the reference: the GRPO KL loss term's "low-variance" estimator.
+
+    GRPO (Shao et al. 2024, DeepSeekMath eq. 4) penalises ``D_KL = r - log r - 1`` with
+    ``r = p_ref / p``, i.e. k3. This is that estimator bounded as verl's ``low_var_kl``:
+    ``log r = clamp(ref_logp - logp, -20, 20)``, then the estimate is clamped to
+    ``[-10, 10]`` (k3 >= 0, so only the upper bound can bind). Within the bounds it equals
+    ``kl_k3``; where a bound binds its gradient is 0, so one token the policy has moved far
+    from the reference (e.g. ``log r = 3`` gives k3 = 16.09 -> 10) cannot dominate the loss
+    or blow up through ``exp``.
+    """
+    log_r = torch.clamp(ref_logp - logp, min=-20.0, max=20.0)
+    return torch.clamp(torch.expm1(log_r) - log_r, min=-10.0, max=10.0)
+
+
+_ESTIMATORS = {"k1": kl_k1, "k2": kl_k2, "k3": kl_k3, "low_var": kl_low_var}
+KL_ESTIMATORS: tuple[str, ...] = tuple(_ESTIMATORS)
 
 
 def kl_penalty(logp: Tensor, ref_logp: Tensor, kind: KLKind = "k1") -> Tensor:
-    """Per-token KL(policy || ref) estimate of the given ``kind`` (same shape as inputs)."""
+    """Per-token KL(policy || ref) estimate of the given ``kind`` (same shape as inputs):
+    one of ``k1``, ``k2``, ``k3``, ``low_var``."""
     try:
         fn = _ESTIMATORS[kind]
     except KeyError:
-        raise ValueError(f"unknown KL estimator {kind!r}; expected one of k1, k2, k3") from None
+        raise ValueError(
+            f"unknown KL estimator {kind!r}; expected one of {', '.join(KL_ESTIMATORS)}"
+        ) from None
     return fn(logp, ref_logp)
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from chimed_lit.eval.parsing import parse_choice_letters, parse_entity_lines, parse_scale_answer
+from chimed_lit.eval.parsing import (
+    entity_chunks,
+    parse_choice_letters,
+    parse_entity_lines,
+    parse_scale_answer,
+    says_no_entities,
+    stated_choices,
+)
 
 OPTS = ["非常同意", "同意", "不确定", "不同意", "非常不同意"]
 
@@ -68,3 +75,47 @@ def test_entity_lines() -> None:
     }
     assert parse_entity_lines("无", names) == set()
     assert parse_entity_lines("咳嗽：症状", names) == {("咳嗽", "症状")}  # unknown type kept
+
+
+def test_choice_letters_boxed_and_lettered_option_texts() -> None:
+    options = {"A": "MRI", "B": "CT", "C": "X线", "D": "B超"}
+    assert parse_choice_letters("\\boxed{C}", "ABCD", options) == {"C"}
+    assert parse_choice_letters("答案：$\\boxed{\\text{A, C}}$", "ABCD", options) == {"A", "C"}
+    assert parse_choice_letters("正确答案是B超。", "ABCD", options) == {"D"}  # not option B
+    assert parse_choice_letters("答案是B。", "ABCD", options) == {"B"}
+    assert parse_choice_letters("首选X线", "ABCD", options) == {"C"}
+
+
+@pytest.mark.parametrize(
+    ("text", "loose", "strict"),
+    [
+        ("答案：B 答案：C", {"B"}, set()),  # statements that disagree
+        ("答案：B。答案：B", {"B"}, {"B"}),  # a repeat is not a contradiction
+        ("\\boxed{B} 答案：C", {"C"}, set()),
+        ("B或C", {"C"}, {"B", "C"}),  # a hedge reads as both letters
+        ("可能是B也可能是C", {"C"}, set()),
+        ("A. 原发病\nB. 出血部位\nC. 出血量\nD. 停留时间", {"A"}, set()),  # options echoed
+        ("A. 原发病\nB. 出血部位\nC. 出血量\nD. 停留时间\n答案：C", {"C"}, {"C"}),
+        ("应首选\nA. 原发病", {"A"}, {"A"}),  # a statement across a line break is not one
+        ("A型血的人", set(), set()),
+    ],
+)
+def test_choice_letters_strict(text: str, loose: set[str], strict: set[str]) -> None:
+    options = {"A": "原发病", "B": "出血部位", "C": "出血量", "D": "停留时间"}
+    assert parse_choice_letters(text, "ABCD", options) == frozenset(loose)
+    assert parse_choice_letters(text, "ABCD", options, strict=True) == frozenset(strict)
+
+
+def test_stated_choices_lists_every_statement() -> None:
+    assert stated_choices("答案：B，\\boxed{C}，选A和D", "ABCD") == [{"B"}, {"C"}, {"A", "D"}]
+    assert stated_choices("B", "ABCD") == []
+
+
+def test_entity_chunks_and_no_entity_reply() -> None:
+    assert entity_chunks("1. 头痛：临床表现；发热：临床表现\n\n- 无关的话。") == [
+        "头痛：临床表现",
+        "发热：临床表现",
+        "无关的话",
+    ]
+    assert says_no_entities("无。") and says_no_entities("无实体")
+    assert not says_no_entities("") and not says_no_entities("无\n头痛：临床表现")

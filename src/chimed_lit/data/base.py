@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import logging
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -171,14 +172,13 @@ class BaseDataModule(L.LightningDataModule):
         bad: list[DataError] = []
         seen_ids: dict[Any, str] = {}
         for spec in specs:
-            for rec in read_source(spec, **dict(self.read_kwargs)):
-                try:
-                    _check_unique_id(rec, seen_ids)
-                    kept.append(self._parse_record(rec))
-                except DataError as e:
+            for item in self.parsed_records(spec, seen_ids):
+                if isinstance(item, DataError):
                     if self.on_bad_record == "error":
-                        raise
-                    bad.append(e)
+                        raise item
+                    bad.append(item)
+                else:
+                    kept.append(item)
                 if self.max_records and len(kept) >= self.max_records:
                     break
         self.stats[f"{split}_records"] = len(kept)
@@ -198,6 +198,18 @@ class BaseDataModule(L.LightningDataModule):
                 f"no usable {split} records" + (f" ({len(bad)} skipped as bad)" if bad else ""),
             )
         return kept
+
+    def parsed_records(
+        self, spec: str, seen_ids: dict[Any, str]
+    ) -> Iterator[dict[str, Any] | DataError]:
+        """Each record of one file (or Hub id) parsed, or the `DataError` that names why it is
+        bad (`load_records` raises it or counts it as skipped). `seen_ids` spans the split."""
+        for rec in read_source(spec, **dict(self.read_kwargs)):
+            try:
+                _check_unique_id(rec, seen_ids)
+                yield self._parse_record(rec)
+            except DataError as e:
+                yield e
 
     def split_records(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Parsed train and validation records: `val_files`, or `val_fraction` of train held

@@ -11,10 +11,12 @@ Off unless a knob is set (`callbacks.fault_injection.<knob>=...`):
 - `signal_at` (with `kill_signal`): the process signals itself once, at a named phase outside
   the training steps: `setup` (the Trainer's setup of its first run, before its signal
   handlers), `initial_validation` / `final_validation` (the first batch of the validation
-  before / after training), `after_last_step` (the end of the last training step, after its
-  checkpoints: the signal is still pending when training ends). The phases outside any Trainer
-  (data and model setup, export, between stages, rejection sampling's sampling and scoring)
-  are drilled by `tests/reliability/signal_child.py`, which wraps the functions that run them.
+  before / after training), `fit_validation` (the first batch of the first validation inside
+  training, which comes after that step's checkpoints), `after_last_step` (the end of the last
+  training step, after its checkpoints: the signal is still pending when training ends). The
+  phases outside any Trainer (data and model setup, export, between stages, rejection
+  sampling's sampling and scoring) are drilled by `tests/reliability/signal_child.py`, which
+  wraps the functions that run them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 import lightning as L
 import torch
 
-PHASES = ("setup", "initial_validation", "final_validation", "after_last_step")
+PHASES = ("setup", "initial_validation", "final_validation", "fit_validation", "after_last_step")
 
 
 class FaultInjection(L.Callback):
@@ -62,6 +64,8 @@ class FaultInjection(L.Callback):
     ) -> None:
         if trainer.state.fn == "validate":  # a Trainer.validate run, not fit's validation
             self._signal("final_validation" if self._trained else "initial_validation")
+        elif trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self._signal("fit_validation")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._trained = True

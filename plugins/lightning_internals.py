@@ -129,3 +129,52 @@ def shard_over_every_rank(strategy: Any) -> None:
     `data_parallel_size=<world size>` at construction, when the caller knows the world size."""
     if strategy._data_parallel_size == "auto":
         strategy._data_parallel_size = strategy.num_processes * strategy.num_nodes
+
+
+def restored_validation_is_skipped(trainer: L.Trainer) -> bool:
+    """True when a fit resumed from a checkpoint will not run the validation that was due at the
+    restored step: the checkpoint was written at the end of a training batch (as every periodic,
+    final and preemption checkpoint is), before the validation after that batch, and Lightning
+    then fast-forwards the validation loop's counters past it
+    (`_ValidationLoop.increment_progress_to_evaluation_end`) instead of running it. Call from
+    `on_train_start`: the checkpoint's loop state is restored and the restart stage is set then.
+    (Resumed at `max_steps`, the fit loop is done at once and calls no training hook.)
+
+    Mirrors the test at the top of `_TrainingEpochLoop.advance` (lightning 2.5-2.6): the epoch
+    loop is `restarting`, `_should_check_val_fx(fit_loop._data_fetcher)` holds, and the
+    validation loop was not `restarted_mid_evaluation` (Lightning reruns that one itself) nor
+    the epoch loop `restarted_on_last` (saved after the validation). No public replacement."""
+    fit_loop = trainer.fit_loop
+    epoch_loop = fit_loop.epoch_loop
+    if not epoch_loop.restarting or fit_loop._data_fetcher is None:
+        return False
+    if epoch_loop.val_loop.restarted_mid_evaluation or epoch_loop.restarted_on_last:
+        return False
+    return bool(epoch_loop._should_check_val_fx(fit_loop._data_fetcher))
+
+
+def run_fit_validation(trainer: L.Trainer) -> None:
+    """Run the fit's validation loop now, as the training epoch loop runs it after a batch
+    (`_TrainingEpochLoop.on_advance_end`; lightning 2.5-2.6): a fresh pass over the validation
+    data, metrics logged at the current logging step, `on_validation_*` hooks called. The
+    validation loop's progress counters, restart flag and `_has_run` are put back afterwards,
+    so Lightning's own restart logic continues exactly as it would have. Call from
+    `on_train_start` (the module is in training mode and gets it back).
+
+    Public near-equivalent: `trainer.validate(...)`, which runs another loop (its own progress,
+    logged under the validate stage, `trainer.state.fn == "validate"`) and cannot run inside
+    `fit`."""
+    val_loop = trainer.fit_loop.epoch_loop.val_loop
+    saved = val_loop.batch_progress.state_dict()
+    restarting, has_run = val_loop.restarting, val_loop._has_run
+    first_loop_iter = trainer._logger_connector._first_loop_iter
+    trainer.validating = True
+    try:
+        trainer.lightning_module.on_validation_model_zero_grad()
+        val_loop.restarting = False  # a fresh pass: counters from zero, no restart offsets
+        val_loop.run()
+    finally:
+        trainer.training = True
+        trainer._logger_connector._first_loop_iter = first_loop_iter
+        val_loop.batch_progress.load_state_dict(saved)
+        val_loop.restarting, val_loop._has_run = restarting, has_run

@@ -7,6 +7,7 @@ so a Lightning upgrade that moves an internal fails here, by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -46,6 +47,8 @@ def test_the_seam_is_where_the_touches_are():
         "trainer._accelerator_connector",
         "strategy._init_deepspeed_distributed",
         "strategy._data_parallel_size",
+        "trainer._logger_connector",
+        "fit_loop._data_fetcher",
     ):
         assert any(what in p for p in seam), what
 
@@ -256,6 +259,165 @@ def test_slurm_requeue_handlers_are_lightnings_in_the_training_loop(tmp_path, mo
         assert [h.__name__ for h in term] == ["_sigterm_notifier_fn", "_sigterm_handler_fn"]
         for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
             assert signals.is_ours(signal.getsignal(sig))
+
+
+# ----- the validation due at a restored step -----------------------------------------------------
+class ValTiny(Tiny):
+    """`Tiny` with a validation loss, logged once per validation pass."""
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.layer(x), y))
+
+
+class Validations(L.pytorch.loggers.Logger):
+    """A logger keeping (logging step, val_loss) of every validation pass that reaches it."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows: list[tuple[int, float]] = []
+
+    @property
+    def name(self):
+        return "validations"
+
+    @property
+    def version(self):
+        return 0
+
+    def log_hyperparams(self, params, *args, **kwargs):
+        pass
+
+    def log_metrics(self, metrics, step=None):
+        if "val_loss" in metrics:
+            self.rows.append((step, metrics["val_loss"]))
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAt(L.Callback):
+    """Raise (a kill, for what is on disk) at the start of the fit's validation after step `at`
+    (`where="validation"`), or at the start of the training batch after step `at`."""
+
+    def __init__(self, at: int, where: str):
+        self.at, self.where = at, where
+
+    def on_validation_start(self, trainer, pl_module):
+        fit = trainer.state.fn == "fit"
+        if self.where == "validation" and fit and trainer.global_step == self.at:
+            raise Killed
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.where == "train" and trainer.global_step == self.at:
+            raise Killed
+
+
+class OnResume(L.Callback):
+    """At train start: asks the seam whether the restored step's validation is skipped, and
+    with `run=True` runs it through the seam."""
+
+    def __init__(self, run: bool):
+        self.run, self.skipped = run, None
+
+    def on_train_start(self, trainer, pl_module):
+        self.skipped = li.restored_validation_is_skipped(trainer)
+        if self.run and self.skipped:
+            li.run_fit_validation(trainer)
+
+
+def _val_fit(tmp_path: Path, name: str, *callbacks, every: int = 3, ckpt=None):
+    """Fit `ValTiny` 6 steps on epochs of 3 batches (a plain loader resumes exactly only at an
+    epoch's end), validating every 3, checkpointing every `every` steps; returns the logged
+    validations and the checkpoints folder."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    torch.manual_seed(0)
+    dirpath = tmp_path / name
+    saver = ModelCheckpoint(dirpath=dirpath, every_n_train_steps=every, save_top_k=-1)
+    log = Validations()
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=log,
+        callbacks=[saver, *callbacks],
+        max_steps=6,
+        val_check_interval=3,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    with contextlib.suppress(Killed):
+        trainer.fit(ValTiny(), _loader(3), _loader(2), ckpt_path=ckpt)
+    return log.rows, dirpath
+
+
+def _ckpt(dirpath: Path, step: int) -> str:
+    (path,) = dirpath.glob(f"*step={step}.ckpt")
+    return str(path)
+
+
+def test_restored_validation_is_skipped_and_can_be_run_once(tmp_path):
+    """A checkpoint written at the end of step 3, where a validation was due, and a run killed
+    before that validation: Lightning's resume never runs it (the seam says so); run through
+    the seam at train start it is logged once, at the step and with the value of a run never
+    interrupted, and the loops' counters end as Lightning's own resume leaves them."""
+    straight, _ = _val_fit(tmp_path, "straight")
+    assert [s for s, _ in straight] == [2, 5]  # logging steps of the validations after 3 and 6
+
+    killed, ckpts = _val_fit(tmp_path, "killed", KillAt(3, "validation"))
+    assert killed == []  # the step-3 checkpoint is on disk, its validation never finished
+    plain = OnResume(run=False)
+    rows, unfixed = _val_fit(tmp_path, "plain", plain, ckpt=_ckpt(ckpts, 3))
+    assert plain.skipped and [s for s, _ in rows] == [5]  # Lightning's resume: step 3's lost
+
+    fixed = OnResume(run=True)
+    rows, resumed = _val_fit(tmp_path, "fixed", fixed, ckpt=_ckpt(ckpts, 3))
+    assert fixed.skipped
+    assert [s for s, _ in rows] == [2, 5]
+    assert [v for _, v in rows] == pytest.approx([v for _, v in straight], abs=1e-7)
+    # the loops' counters at step 6 are those of Lightning's own resume (which differ from an
+    # uninterrupted run's in the epoch and validation counters: not ours to change)
+    want = torch.load(_ckpt(unfixed, 6), weights_only=False)["loops"]
+    got = torch.load(_ckpt(resumed, 6), weights_only=False)["loops"]
+    assert got == want
+
+
+def test_resumed_at_max_steps_no_training_hook_runs(tmp_path):
+    """Killed in the validation after the last step and resumed from that step's checkpoint: the
+    fit loop is done at once, `on_train_start` is never called and nothing is validated inside
+    fit (the runner's final `Trainer.validate` reports those weights)."""
+    _, ckpts = _val_fit(tmp_path, "killed", KillAt(6, "validation"))
+    late = OnResume(run=True)
+    rows, _ = _val_fit(tmp_path, "resumed", late, ckpt=_ckpt(ckpts, 6))
+    assert late.skipped is None and rows == []
+
+
+def test_restored_validation_not_due_or_already_run_is_not_skipped(tmp_path):
+    """No validation due at the checkpoint's step (step 2), a fresh fit, and a checkpoint written
+    after the step's validation (Lightning's restart "on last"): nothing is skipped."""
+    _, ckpts = _val_fit(tmp_path, "every2", KillAt(3, "train"), every=2)
+    not_due = OnResume(run=False)
+    _val_fit(tmp_path, "not_due", not_due, ckpt=_ckpt(ckpts, 2))
+    assert not_due.skipped is False
+
+    fresh = OnResume(run=False)
+    _val_fit(tmp_path, "fresh", fresh)
+    assert fresh.skipped is False
+
+    class SaveAfterValidation(L.Callback):
+        def on_validation_end(self, trainer, pl_module):
+            if trainer.state.fn == "fit" and trainer.global_step == 3:
+                trainer.save_checkpoint(tmp_path / "after_val.ckpt")
+
+    _val_fit(tmp_path, "after", SaveAfterValidation(), KillAt(4, "train"))
+    after = OnResume(run=False)
+    rows, _ = _val_fit(tmp_path, "after_resumed", after, ckpt=str(tmp_path / "after_val.ckpt"))
+    assert after.skipped is False and [s for s, _ in rows] == [5]
 
 
 # ----- the strategy internals, in a subprocess ----------------------------------------------------

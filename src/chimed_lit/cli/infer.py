@@ -50,8 +50,11 @@ def generate_command(args: list[str]) -> int:
     from chimed_lit.data.sources import read_file
     from chimed_lit.inference.generation import generate, load_for_inference, render_prompts
     from chimed_lit.io.atomic import write_text
+    from chimed_lit.io.leftovers import remove_output_leftovers
 
     cfg = _compose("generate", args)
+    out = Path(cfg.output or Path(cfg.input).with_suffix("").as_posix() + ".responses.jsonl")
+    remove_output_leftovers(out)  # what killed writes of this output file left beside it
     torch.manual_seed(cfg.seed)
     records: list[dict[str, Any]] = []
     conversations = []
@@ -86,7 +89,6 @@ def generate_command(args: list[str]) -> int:
                     ensure_ascii=False,
                 )
             )
-    out = Path(cfg.output or Path(cfg.input).with_suffix("").as_posix() + ".responses.jsonl")
     write_text(out, "\n".join(lines) + "\n")
     print(
         f"wrote {len(lines)} responses to {out} ({finished} ended with EOS within "

@@ -12,6 +12,11 @@
   killed half-way. The cache may be shared by runs in flight, so only files untouched for
   `CACHE_IDLE_S` go.
 
+`remove_output_leftovers(path)` serves commands whose one output file may be anywhere
+(`chimed-lit generate`): beside that file, only the temporaries of its own atomic write
+(`.<name>.<8 random characters>`) go, and only once untouched for `CACHE_IDLE_S` (the folder may
+be shared, and another process may be writing the same file).
+
 Only the process of global rank 0 cleans: the other ranks of a run start while it works.
 """
 
@@ -66,6 +71,28 @@ def remove_leftovers(output_dir: str | os.PathLike, cache_dirs: Iterable[str] = 
             if tmp.is_file() and idle > CACHE_IDLE_S:
                 _remove(tmp, "a tokenization that was interrupted")
                 gone.append(tmp)
+    return gone
+
+
+def remove_output_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Remove what killed writes of the file `path` (`atomic.write_bytes`) left beside it, once
+    untouched for `CACHE_IDLE_S`; returns what went. A no-op on ranks other than 0."""
+    if not is_rank_zero():
+        return []
+    target = Path(path).expanduser()
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[a-z0-9_]{{8}}$")
+    gone: list[Path] = []
+    now = time.time()
+    for tmp in target.parent.iterdir() if target.parent.is_dir() else []:
+        if not pattern.match(tmp.name) or tmp.is_symlink() or not tmp.is_file():
+            continue
+        try:
+            idle = now - tmp.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if idle > CACHE_IDLE_S:
+            _remove(tmp, f"a write of {target.name} that was interrupted")
+            gone.append(tmp)
     return gone
 
 

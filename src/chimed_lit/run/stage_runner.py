@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 from chimed_lit.callbacks.final_checkpoint import FinalCheckpoint
 from chimed_lit.callbacks.nonfinite import NonFiniteGuard
 from chimed_lit.callbacks.preemption import PreemptionCheckpoint
+from chimed_lit.callbacks.resumed_validation import ResumedValidation
 from chimed_lit.io.atomic import write_json, write_text
 from chimed_lit.io.checkpoints import (
     AtomicCheckpointIO,
@@ -214,7 +215,11 @@ def run_stage(
     trainer = instantiate(
         cfg.trainer,
         strategy=strategy,
-        callbacks=[*_callbacks(cfg, sdir), ResumeRecord(record, sidecar)],
+        callbacks=[
+            *_callbacks(cfg, sdir),
+            ResumeRecord(record, sidecar),
+            ResumedValidation(sdir / "checkpoints"),  # last: after the RNG state is restored
+        ],
         plugins=plugins,
         logger=loggers or False,
         default_root_dir=str(sdir),

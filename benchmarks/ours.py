@@ -15,14 +15,23 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-DATA = {"pretrain": "pretrain", "sft": "sft", "reward": "pref", "dpo": "pref", "rlhf": "prompts"}
+DATA = {
+    "pretrain": "pretrain",
+    "sft": "sft",
+    "reward": "pref",
+    "dpo": "pref",
+    "rlhf": "prompts",
+    "grpo": "mcq",
+}
+# benchmark rows that run a stage under another name (`grpo`: the rlhf stage's GRPO algorithm)
+CLI_STAGE = {"grpo": "rlhf"}
 
 
 def overrides(spec: dict[str, Any], out_dir: str, meter_path: str) -> list[str]:
     w, stage = spec["workload"], spec["stage"]
     data = w[DATA[stage]]
     args = [
-        f"stage={stage}",
+        f"stage={CLI_STAGE.get(stage, stage)}",
         f"paths.output_dir={out_dir}",
         "logger=none",
         f"model.pretrained={w['init']}",
@@ -48,6 +57,8 @@ def overrides(spec: dict[str, Any], out_dir: str, meter_path: str) -> list[str]:
         args += [f"data.pack={str(spec['pack']).lower()}"]
     if stage in ("sft", "reward", "dpo"):
         args += ["stage.needs=[]"]
+    if stage in ("reward", "dpo"):  # the pairs TRL gets are those kept (workload.py)
+        args += [f"data.max_dropped_fraction={data.get('max_dropped_fraction', 0.05)}"]
     if stage == "rlhf":
         ppo = spec["ppo"]
         args += [
@@ -61,7 +72,31 @@ def overrides(spec: dict[str, Any], out_dir: str, meter_path: str) -> list[str]:
             "stage.module.table_every_n_steps=0",
             f"data.max_length={w['prompts']['max_length']}",
         ]
+    if stage == "grpo":
+        args += grpo_overrides(spec)
     return args + list(spec.get("extra_overrides", []))
+
+
+def grpo_overrides(spec: dict[str, Any]) -> list[str]:
+    """`stage=rlhf stage.algorithm=grpo` on the MCQ prompts with the verifiable `mcq` reward:
+    group size, response length, update epochs (one update over the whole rollout), KL
+    coefficient and learning rate as the spec pins them for TRL too; no sample tables."""
+    w, g = spec["workload"], spec["grpo"]
+    return [
+        "data=mcq_demo",
+        "stage.algorithm=grpo",
+        f"stage.policy={w['init']}",
+        "stage.reward=mcq",
+        f"stage.grpo.group_size={g['group_size']}",
+        f"stage.grpo.sampling.max_new_tokens={g['max_new_tokens']}",
+        f"stage.grpo.update_epochs={g['update_epochs']}",
+        "stage.grpo.minibatch_size=null",
+        f"stage.grpo.kl_coef={g['kl_coef']}",
+        f"stage.grpo.optimizer.lr={spec.get('lr', 1e-3)}",
+        "stage.grpo.table_every_n_steps=0",
+        f"data.max_length={w['mcq']['max_length']}",
+        f"data.on_bad_record={w['mcq']['on_bad_record']}",
+    ]
 
 
 def main(spec_file: str, out_file: str) -> int:

@@ -1,14 +1,16 @@
 """TRL's side: the same stage on the same token ids, timed by the same `StepMeter`.
 
 Usage (repo root): PYTHON -m benchmarks.peer SPEC.json OUT.json
-PYTHON is the dev venv (trl 1.16, the `bench` extra) for pretrain/SFT/reward/DPO and
+PYTHON is the dev venv (trl 1.16, the `bench` extra) for pretrain/SFT/reward/DPO/GRPO and
 benchmarks/.venv-trl112 (trl 1.12.0, the last release with PPOTrainer) for PPO. Only torch,
 transformers, datasets and trl are imported here, never chimed_lit.
 
 `spec["mode"]`: `default` keeps TRL's defaults for everything the comparison does not pin
 (gradient checkpointing on, no packing); `fastest` uses its documented speed settings
 (packing with BFD + padding-free for SFT/pre-training, gradient checkpointing off; trl 1.16's
-DPO ignores `padding_free`, "temporarily unavailable", so its fastest is checkpointing off).
+DPO ignores `padding_free`, "temporarily unavailable", so its fastest is checkpointing off;
+GRPO's documented speed-ups are vLLM generation, which needs a GPU, and checkpointing off, so on
+CPU its fastest is checkpointing off).
 Pinned for both sides: model init, data, batch, sequence length, precision, steps, learning
 rate, no evaluation, no checkpoints, no logging integrations.
 """
@@ -16,6 +18,7 @@ rate, no evaluation, no checkpoints, no logging integrations.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 import time
@@ -221,12 +224,114 @@ def run_ppo(spec: dict[str, Any], meter: StepMeter, out_dir: str) -> None:
     trainer.train()
 
 
+_LETTERS = re.compile(r"[A-E]")
+
+
+def letter_reward(completions: list[str], answers: list[str], **_: object) -> list[float]:
+    """The peer's verifiable MCQ reward: 1.0 when the set of option letters (A-E) a completion
+    names equals the gold set (`answers`, e.g. "B" or "AC"), else 0.0. A plain exact letter
+    match; chimed-lit's `mcq` reward parses answers more strictly (eval's parser), and both cost
+    microseconds per completion next to generating it."""
+    return [
+        1.0 if set(_LETTERS.findall(text)) == set(gold) else 0.0
+        for text, gold in zip(completions, answers, strict=True)
+    ]
+
+
+def grpo_config_kwargs(spec: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """GRPOConfig for our GRPO settings: `batch` prompts x `group_size` completions generated
+    and used for one optimizer step (per_device_train_batch_size counts completions, one
+    generation per step, one iteration), the same response length, sampling (temperature 1, no
+    top-p/top-k), KL coefficient (beta; 0: no reference model), clip range, GRPO's
+    per-sequence token mean with group-std advantages (`loss_type="grpo"`, our preset), the
+    same AdamW betas and a constant learning rate; prompts in our loader's order (no shuffle)."""
+    g = spec["grpo"]
+    kw = _common(spec, out_dir)
+    kw.update(
+        per_device_train_batch_size=spec["batch"] * g["group_size"],
+        gradient_accumulation_steps=1,
+        steps_per_generation=1,
+        num_generations=g["group_size"],
+        max_completion_length=g["max_new_tokens"],
+        num_iterations=g["update_epochs"],
+        beta=g["kl_coef"],
+        loss_type="grpo",
+        scale_rewards="group",
+        epsilon=0.2,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        use_vllm=False,
+        shuffle_dataset=False,
+        lr_scheduler_type="constant",
+        adam_beta2=0.95,
+        max_grad_norm=1.0,
+        disable_dropout=True,
+        log_completions=False,
+    )
+    return kw
+
+
+def run_grpo(spec: dict[str, Any], meter: StepMeter, out_dir: str) -> None:
+    """trl 1.16's GRPOTrainer (transformers generation, no vLLM) on our MCQ prompts as token
+    ids, each step's prompts those of our step (our loader's order, `spec["prompt_order"]`)."""
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    w, g = spec["workload"], spec["grpo"]
+    data = _load_json(Path(w["init"]).parent / "trl_mcq.json")
+    ds = datasets.Dataset.from_dict(data)
+    order = spec.get("prompt_order")
+    if order:
+        ds = ds.select(order)
+    tok = AutoTokenizer.from_pretrained(w["init"])
+    model = AutoModelForCausalLM.from_pretrained(w["init"], attn_implementation="sdpa")
+    cfg = GRPOConfig(**grpo_config_kwargs(spec, out_dir))
+    state = {"ids": None, "time_generate": 0.0, "gen_tokens": 0}
+
+    class TokenIds(GRPOTrainer):
+        """Prompts go to generation as our DataModule's token ids (not re-tokenized text)."""
+
+        def _generate_and_score_completions(self, inputs):
+            state["ids"] = [list(x["prompt_ids"]) for x in inputs]
+            meter.note_prompts(state["ids"][:: g["group_size"]])  # rows repeat each prompt G times
+            return super()._generate_and_score_completions(inputs)
+
+        def _tokenize_prompts(self, prompts):
+            return state["ids"], None, {}
+
+        def _generate_single_turn(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            completion_ids, logprobs = super()._generate_single_turn(*args, **kwargs)
+            state["time_generate"] += time.perf_counter() - t0
+            state["gen_tokens"] += sum(map(len, completion_ids))  # EOS included when sampled
+            return completion_ids, logprobs
+
+    class StepEnd(TrainerCallback):
+        def on_step_end(self, args, state_, control, **kwargs):
+            meter.count({}, spec["batch"])
+            meter.step_end(time_generate=state["time_generate"], gen_tokens=state["gen_tokens"])
+            state["time_generate"], state["gen_tokens"] = 0.0, 0
+
+    trainer = TokenIds(
+        model=model,
+        reward_funcs=letter_reward,
+        args=cfg,
+        train_dataset=ds,
+        processing_class=tok,
+        callbacks=[StepEnd()],
+    )
+    trainer.train()
+
+
 RUNNERS = {
     "pretrain": run_sft,
     "sft": run_sft,
     "reward": run_reward,
     "dpo": run_dpo,
     "rlhf": run_ppo,
+    "grpo": run_grpo,
 }
 
 

@@ -7,6 +7,30 @@ from collections.abc import Sequence
 from typing import Any
 
 PEER_COLUMNS = ("trl_default", "trl_fastest")
+# printed under the table and stored with the row in results.json
+NOTES = {
+    "grpo": [
+        (
+            "ours: chimed-lit fit stage=rlhf stage.algorithm=grpo stage.reward=mcq "
+            "data=mcq_demo; TRL: trl 1.16 GRPOTrainer (transformers generation; vLLM needs a GPU)"
+        ),
+        (
+            "equal: init weights, prompts as token ids and the same prompts at every step, "
+            "batch prompts x group size, max response tokens, 1 update per rollout, KL off (no "
+            "reference), GRPO loss (sequence mean of token means, group-std advantages), clip "
+            "0.2, sampling at temperature 1, fp32"
+        ),
+        (
+            "rewards: ours `mcq` (eval's strict answer parser), TRL an exact A-E letter-set "
+            "match (benchmarks/peer.py letter_reward); they parse differently but cost "
+            "microseconds per response next to generating it"
+        ),
+        (
+            "gen tok/s counts sampled response tokens (ours without the EOS, TRL with it); "
+            "tok/prompt near group size x max tokens: neither side stopped early"
+        ),
+    ],
+}
 
 
 def median(values: Sequence[float]) -> float | None:
@@ -37,7 +61,16 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
             "repeats": len(ok),
             "errors": [r["error"] for r in reps if r.get("error")],
         }
-        for key in ("rate", "rate_cpu", "mfu", "generate_frac", "step_s", "first_step_s"):
+        for key in (
+            "rate",
+            "rate_cpu",
+            "mfu",
+            "generate_frac",
+            "step_s",
+            "first_step_s",
+            "gen_tokens_per_s",
+            "gen_tokens_per_prompt",
+        ):
             row[key] = median([r.get(key) for r in ok])
         row["rates"] = [r["rate"] for r in ok]
         rss = [r["peak_rss_mb"] for r in ok if r.get("peak_rss_mb")]
@@ -54,6 +87,61 @@ def summarise(runs: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]
         if side.startswith("ours_"):  # a variant of our config: its own ratios to the peer
             row["over_peer"] = {peer: ratio(row["rate"], p["rate"]) for peer, p in peers.items()}
     return out
+
+
+def same_prompts(runs: dict[str, list[dict[str, Any]]]) -> bool | None:
+    """Whether every side's repeat r sampled for the same prompts at each step as our repeat r
+    (the per-step `prompt_digests` the meters record); None when fewer than two sides have
+    them. Steps past the shorter run are not compared."""
+    ours = runs.get("ours") or []
+    checked = False
+    for side, reps in runs.items():
+        if side == "ours":
+            continue
+        for mine, theirs in zip(ours, reps, strict=False):
+            a, b = mine.get("prompt_digests"), theirs.get("prompt_digests")
+            if not a or not b:
+                continue
+            checked = True
+            if any(x != y for x, y in zip(a, b, strict=False)):
+                return False
+    return True if checked else None
+
+
+def format_rollouts(results: dict[str, dict[str, Any]]) -> str:
+    """RL rows that count sampled tokens: per side, prompts/s, generated tokens/s and per
+    prompt (equal work shows as equal tokens per prompt), the generation share of the step
+    time and peak RSS."""
+    lines = []
+    for stage, entry in results.items():
+        sides = entry["sides"]
+        if not any(row.get("gen_tokens_per_s") for row in sides.values()):
+            continue
+        lines.append(
+            f"{'stage':<9} {'side':<14} {'prompts/s':>9} {'gen tok/s':>9} {'tok/prompt':>10} "
+            f"{'generate':>8} {'RSS MB':>7}"
+        )
+        for side, row in sides.items():
+            frac = row.get("generate_frac")
+            lines.append(
+                f"{stage:<9} {side:<14} {_fmt(row.get('rate'), '9.2f')} "
+                f"{_fmt(row.get('gen_tokens_per_s'), '9.0f')} "
+                f"{_fmt(row.get('gen_tokens_per_prompt'), '10.1f')} "
+                f"{'-' if frac is None else f'{100 * frac:7.0f}%'} "
+                f"{_fmt(row.get('peak_rss_mb'), '7.0f')}"
+            )
+        if entry.get("same_prompts") is not None:
+            lines.append(
+                f"{stage}: same prompts at every step on all sides: {entry['same_prompts']}"
+            )
+    return "\n".join(lines)
+
+
+def format_notes(results: dict[str, dict[str, Any]]) -> str:
+    """The notes stored with each row (what is held equal, what differs)."""
+    return "\n".join(
+        f"{stage}: {note}" for stage, entry in results.items() for note in entry.get("notes", [])
+    )
 
 
 def format_variants(results: dict[str, dict[str, Any]]) -> str:

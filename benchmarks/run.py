@@ -3,7 +3,9 @@
 For each stage the same model init, data (identical token ids), batch, sequence length,
 precision and steps go to chimed-lit (`chimed-lit fit`, the real Lightning path) and to TRL at
 its defaults and at its fastest documented settings; PPO goes to trl 1.12.0's PPOTrainer (own
-venv, see peer_env.py) at equal response length and PPO epochs. Sides alternate (ours, TRL,
+venv, see peer_env.py) at equal response length and PPO epochs; GRPO (`stage.algorithm=grpo`,
+row `grpo`) to trl 1.16's GRPOTrainer at equal prompts (token ids, and per step the same
+prompts), group size, response length, update epochs, KL and precision. Sides alternate (ours, TRL,
 ours, TRL ...), each in a fresh subprocess; the table shows medians over repeats, and MFU is
 against the matmul peak measured in this run. Results go to benchmarks/results.json, with the
 load average seen during each measurement (the machine may be shared).
@@ -26,6 +28,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import flops, report  # noqa: E402 (after the sys.path line above)
+from benchmarks.workload import rollout_order  # noqa: E402
 
 UNITS = {
     "pretrain": "tokens/s",
@@ -33,6 +36,7 @@ UNITS = {
     "reward": "pairs/s",
     "dpo": "pairs/s",
     "rlhf": "prompts/s",
+    "grpo": "prompts/s",
 }
 # stages whose TRL defaults turn gradient checkpointing on: ours is measured with it on too
 # (`model.gradient_checkpointing=true`), the memory-for-time trade a user makes with one switch
@@ -43,7 +47,21 @@ PEER_MODES = {
     "reward": ("default", "fastest"),
     "dpo": ("default", "fastest"),
     "rlhf": ("default",),
+    "grpo": ("default", "fastest"),
 }
+STAGES = ("pretrain", "sft", "reward", "dpo", "rlhf", "grpo")
+
+
+def grpo_plan(group_size: int, max_new_tokens: int) -> dict[str, Any]:
+    """The GRPO row's settings, the same on both sides: `batch` prompts per step, each sampled
+    `group_size` times up to `max_new_tokens`; one update over the whole rollout per step
+    (`update_epochs` 1, no minibatches); KL off (`kl_coef` 0: neither side builds a reference)."""
+    return {
+        "group_size": group_size,
+        "max_new_tokens": max_new_tokens,
+        "update_epochs": 1,
+        "kl_coef": 0.0,
+    }
 
 
 def plan(quick: bool, cuda: bool) -> dict[str, Any]:
@@ -57,6 +75,7 @@ def plan(quick: bool, cuda: bool) -> dict[str, Any]:
             "warmup": 3,
             "repeats": 3,
             "ppo": {"response_length": 128, "ppo_epochs": 2, "minibatch": 8},
+            "grpo": grpo_plan(group_size=8, max_new_tokens=128),
             "scaling_seq": [256, 512, 1024, 2048],
             "scaling_size": ["100M", "1B"],
             "mfu_check": ("1B", 1024),
@@ -73,6 +92,7 @@ def plan(quick: bool, cuda: bool) -> dict[str, Any]:
             "warmup": 2,
             "repeats": 1,
             "ppo": {"response_length": 16, "ppo_epochs": 2, "minibatch": 8},
+            "grpo": grpo_plan(group_size=4, max_new_tokens=16),
             "scaling_seq": [256, 512],
             "scaling_size": [],
             "mfu_check": ("30M", 512),
@@ -88,6 +108,7 @@ def plan(quick: bool, cuda: bool) -> dict[str, Any]:
         "warmup": 3,
         "repeats": 3,
         "ppo": {"response_length": 32, "ppo_epochs": 2, "minibatch": 8},
+        "grpo": grpo_plan(group_size=8, max_new_tokens=32),
         "scaling_seq": [256, 512, 1024, 2048],
         "scaling_size": ["7M", "30M", "100M"],
         "mfu_check": ("30M", 512),
@@ -158,6 +179,10 @@ def rate_and_mfu(
         out["rate"] = res["items"] / t
         gen = res.get("extra", {}).get("time_generate")
         out["generate_frac"] = gen / t if gen is not None else None
+        gen_tokens = res.get("extra", {}).get("gen_tokens")  # sampled response tokens
+        if gen_tokens is not None and res["items"]:
+            out["gen_tokens_per_s"] = gen_tokens / t
+            out["gen_tokens_per_prompt"] = gen_tokens / res["items"]
         f = None
     cpu = res.get("cpu_s")
     out["rate_cpu"] = out["rate"] * t / cpu if cpu else None  # per CPU-second of the worker
@@ -199,6 +224,7 @@ def compare(
         "steps": p["steps"],
         "warmup": p["warmup"],
         "ppo": p["ppo"],
+        "grpo": p["grpo"],
         "device": device,
         "lr": 1e-3,
     }
@@ -234,6 +260,8 @@ def compare(
         for rep in range(p["repeats"]):
             for name, python, module, extra in sides:
                 spec = {**base, **extra, "stage": stage, "side": name, "seed": rep}
+                if stage == "grpo":  # TRL samples for our loader's prompts, step by step
+                    spec["prompt_order"] = rollout_order(work["mcq"]["count"], rep)
                 res = rate_and_mfu(
                     stage,
                     run_worker(python, module, spec, args.threads, log_dir),
@@ -253,6 +281,13 @@ def compare(
             "peak_flops": peak,
             "date": time.strftime("%H:%M UTC", time.gmtime()),
         }
+        same = report.same_prompts(runs)
+        if same is not None:
+            results[stage]["same_prompts"] = same
+            if not same:
+                print(f"  WARNING: {stage}: the sides sampled for different prompts", flush=True)
+        if stage in report.NOTES:
+            results[stage]["notes"] = report.NOTES[stage]
     return results
 
 
@@ -346,6 +381,8 @@ def resummarise(path: Path) -> int:
     path.write_text(json.dumps(out, indent=1))
     print(report.format_table(out["stages"]))
     print(report.format_variants(out["stages"]))
+    print(report.format_rollouts(out["stages"]))
+    print(report.format_notes(out["stages"]))
     print()
     print(report.markdown(out))
     if out.get("scaling"):
@@ -357,7 +394,14 @@ def resummarise(path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small model and few steps (minutes)")
-    ap.add_argument("--stages", default="pretrain,sft,reward,dpo,rlhf")
+    ap.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help=f"comma-separated rows to run, of {','.join(STAGES)} (e.g. --stages grpo)",
+    )
+    ap.add_argument("--steps", type=int, default=None, help="override the plan's steps per run")
+    ap.add_argument("--warmup", type=int, default=None, help="override the plan's warmup steps")
+
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-peer", action="store_true", help="measure chimed-lit only")
@@ -393,7 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     p = plan(args.quick, cuda)
     if args.repeats:
         p["repeats"] = args.repeats
+    for key in ("steps", "warmup"):
+        if getattr(args, key) is not None:
+            p[key] = getattr(args, key)
     stages = [s for s in args.stages.split(",") if s]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        ap.error(f"--stages: unknown row(s) {','.join(unknown)}; use some of {','.join(STAGES)}")
     if "dpo" in stages and not (ROOT / "src" / "chimed_lit" / "modules" / "dpo.py").is_file():
         stages.remove("dpo")
     log_dir = ROOT / "benchmarks" / ".work" / "logs"
@@ -440,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report.format_table(results))
     print(report.format_variants(results))
+    print(report.format_rollouts(results))
+    print(report.format_notes(results))
     if rows:
         print()
         print(format_scaling(rows))

@@ -8,6 +8,7 @@ peers' loops (HF Trainer, TRL's PPO loop) report step ends reliably and Lightnin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import resource
 import time
@@ -33,6 +34,12 @@ def segment_lengths(batch: dict[str, Any], pad_id: int) -> list[int]:
     return out
 
 
+def prompt_digest(prompts: list[list[int]]) -> str:
+    """A short fingerprint of a step's prompts (token ids, in order): the RL rows compare
+    each step's digest across the two trainers to show they sampled for the same prompts."""
+    return hashlib.sha1(json.dumps([list(map(int, p)) for p in prompts]).encode()).hexdigest()[:12]
+
+
 class StepMeter:
     """Accumulates (end time, tokens, causal pairs, items) per step; writes a JSON summary."""
 
@@ -46,6 +53,8 @@ class StepMeter:
         self.pairs: list[int] = []
         self.items: list[int] = []
         self.extra: dict[str, list[float]] = {}
+        self.digests: list[str] = []  # per step: prompt_digest of its prompts ("" if not noted)
+        self._digest = ""
         self.rss_at_step_end = 0.0  # peak RSS when the last step ended (before any final save)
         self._pending = (0, 0, 0)
         self.started = time.perf_counter()
@@ -61,6 +70,10 @@ class StepMeter:
             n += items or 0
         self._pending = (t, p, n)
 
+    def note_prompts(self, prompts: list[list[int]]) -> None:
+        """Record the prompts (token ids) the current step samples for."""
+        self._digest = prompt_digest(prompts)
+
     def step_end(self, **extra: float) -> None:
         if torch.cuda.is_initialized():  # kernels run asynchronously: a step ends when they do
             torch.cuda.synchronize()
@@ -74,6 +87,8 @@ class StepMeter:
         for k, v in extra.items():
             self.extra.setdefault(k, []).append(float(v))
         self._pending = (0, 0, 0)
+        self.digests.append(self._digest)
+        self._digest = ""
 
     def summary(self) -> dict[str, Any]:
         w = min(self.warmup, max(len(self.ends) - 2, 0))
@@ -99,6 +114,7 @@ class StepMeter:
             "peak_gpu_mb": (
                 torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_initialized() else None
             ),
+            **({"prompt_digests": self.digests} if any(self.digests) else {}),
         }
 
     def write(self) -> None:
@@ -132,12 +148,19 @@ def _lightning_callback():
                 else (int(batch["n_pairs"]) if "n_pairs" in batch else None)
             )
             self.meter.count(batch, items)
+            if "prompt_ids" in batch and "records" in batch:  # RL prompts (PPO, GRPO)
+                self.meter.note_prompts(batch["prompt_ids"])
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
             extra = {}
-            gen = trainer.callback_metrics.get(f"{getattr(pl_module, 'stage', '')}/time_generate")
+            stage = getattr(pl_module, "stage", "")
+            gen = trainer.callback_metrics.get(f"{stage}/time_generate")
             if gen is not None:
                 extra["time_generate"] = float(gen)
+            length = trainer.callback_metrics.get(f"{stage}/response_length")
+            if length is not None and "prompt_ids" in batch:  # mean response tokens (EOS excluded)
+                responses = len(batch["prompt_ids"]) * int(getattr(pl_module, "group_size", 1))
+                extra["gen_tokens"] = float(length) * responses
             self.meter.step_end(**extra)
 
         def on_train_end(self, trainer, pl_module) -> None:

@@ -80,7 +80,7 @@ def prepare(
     size: str,
     seq_len: int,
     seed: int = 0,
-    parts: tuple[str, ...] = ("pretrain", "sft", "pref", "prompts"),
+    parts: tuple[str, ...] = ("pretrain", "sft", "pref", "prompts", "mcq"),
 ) -> dict[str, Any]:
     """Write the model init, tokenizer and data under `root`; return what the workers need."""
     import torch
@@ -118,6 +118,12 @@ def prepare(
     meta.update(_data(root, tok, seq_len, seed, parts))
     meta_file.write_text(json.dumps(meta, indent=1))
     return meta
+
+
+# Pairs whose response alone fills `seq_len` are dropped (15 of 60 at 256 tokens, and 3 of the
+# 4 never-run validation pairs): both sides train on the pairs kept, as before the DataModule's
+# 5% limit (41b10c6), which is raised here and for ours.
+PREF_MAX_DROPPED = 0.9
 
 
 def _data(root: Path, tok: Any, seq_len: int, seed: int, parts: tuple[str, ...]) -> dict[str, Any]:
@@ -201,6 +207,7 @@ def _data(root: Path, tok: Any, seq_len: int, seed: int, parts: tuple[str, ...])
         train_files=[str(root / "pref.jsonl")],
         val_files=[str(root / "pref_val.jsonl")],
         max_length=seq_len,
+        max_dropped_fraction=PREF_MAX_DROPPED,
         cache_dir=cache,
     )
     pdm.setup("fit")
@@ -208,6 +215,7 @@ def _data(root: Path, tok: Any, seq_len: int, seed: int, parts: tuple[str, ...])
     (root / "trl_pref.json").write_text(json.dumps(cols))
     (root / "trl_dpo.json").write_text(json.dumps(_dpo_columns(cols)))
     out["pref"] = {
+        "max_dropped_fraction": PREF_MAX_DROPPED,
         "train": str(root / "pref.jsonl"),
         "val": str(root / "pref_val.jsonl"),
         "pairs": len(cols["chosen_ids"]),
@@ -231,7 +239,61 @@ def _data(root: Path, tok: Any, seq_len: int, seed: int, parts: tuple[str, ...])
         "max_length": 64,
         "count": len(prompts),
     }
+    if "mcq" in parts:
+        out["mcq"] = _mcq(root, tok, cache)
     return out
+
+
+MCQ_MAX_LENGTH = 128  # prompt tokens (longer prompts keep their end: the options and "答案：")
+
+
+def _mcq(root: Path, tok: Any, cache: str) -> dict[str, Any]:
+    """GRPO prompts with gold answers: medical exam MCQs (the shared CMExam sample, else the
+    shipped demo MCQs) read by `data=mcq_demo`'s DataModule as `chimed-lit fit` reads them, in
+    its dataset order; TRL gets the same token ids and the gold letters."""
+    from chimed_lit.data.prompts import MCQDemoPromptDataModule
+    from chimed_lit.demo import demo_path
+
+    train = _source("mcq/cmexam_val.csv", "mcq_train.jsonl")
+    val = Path(demo_path("mcq_val.jsonl"))  # never run (limit_val_batches=0), only read
+    dm = MCQDemoPromptDataModule(
+        tokenizer=tok,
+        train_files=[str(train)],
+        val_files=[str(val)],
+        max_length=MCQ_MAX_LENGTH,
+        on_bad_record="skip",
+        cache_dir=cache,
+    )
+    dm.setup("fit")
+    cols = dm.train_dataset.with_format(None).to_dict()
+    golds = [json.loads(g) for g in cols["gold"]]
+    (root / "trl_mcq.json").write_text(
+        json.dumps(
+            {
+                "prompt": [tok.decode(ids) for ids in cols["prompt_ids"]],
+                "prompt_ids": cols["prompt_ids"],
+                "answers": ["".join(sorted(g["answers"])) for g in golds],
+            },
+            ensure_ascii=False,
+        )
+    )
+    return {
+        "train": str(train),
+        "val": str(val),
+        "max_length": MCQ_MAX_LENGTH,
+        "on_bad_record": "skip",
+        "count": len(cols["prompt_ids"]),
+        "mean_prompt_tokens": sum(map(len, cols["prompt_ids"])) / len(cols["prompt_ids"]),
+    }
+
+
+def rollout_order(n: int, seed: int) -> list[int]:
+    """The order in which chimed-lit's training loader visits `n` prompts in its first pass
+    with `seed` (its `ResumableSampler`): given to TRL unshuffled, each step of both trainers
+    samples for the same prompts."""
+    from chimed_lit.data.sampler import ResumableSampler
+
+    return list(ResumableSampler(n, shuffle=True, seed=seed))
 
 
 def _dpo_columns(cols: dict[str, list]) -> dict[str, list]:

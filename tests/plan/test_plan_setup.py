@@ -86,6 +86,6 @@ def test_devices_must_be_a_count(fit):
 def test_an_unknown_memory_layout_is_refused_not_planned_as_a_causal_lm(fit):
     from chimed_lit.planning.setup import stage_setup as read_setup
 
-    with pytest.raises(ValueError, match="plan_kind='grpo' is no memory layout"):
-        read_setup(fit("stage=sft"), "grpo")
+    with pytest.raises(ValueError, match="plan_kind='mcts' is no memory layout"):
+        read_setup(fit("stage=sft"), "mcts")
     assert read_setup(fit("stage=sft"), "causal_lm").kind == "causal_lm"

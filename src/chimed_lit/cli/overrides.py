@@ -24,6 +24,9 @@ from chimed_lit.run.compose import composing
 from chimed_lit.run.run_wide import is_run_wide
 
 Validate = Callable[[DictConfig], list[str]]
+# mappings whose keys are free-form (checked by the stage's preflight instead): a new key under
+# one is added, as `++key=value`
+OPEN_MAPPINGS = ("stage.reward_options",)
 
 
 def group_options(group: str) -> list[str]:
@@ -188,6 +191,10 @@ class _Check:
     def _unknown(self, item: Override, key: str, shown: str) -> None:
         """An unknown key, unless it is a Lightning Trainer argument the YAML leaves out (the
         target stage takes it as an addition; another stage's composition cannot)."""
+        open_parent = next((m for m in OPEN_MAPPINGS if key.startswith(m + ".")), None)
+        if open_parent and _node(self.cfg, open_parent) is not None:
+            self.out[id(item)] = "++" + item.text
+            return
         head, _, arg = key.partition(".")
         trainer_arg = head == "trainer" and "." not in arg and arg in _trainer_args()
         if trainer_arg and _node(self.cfg, "trainer") is not None:

@@ -57,6 +57,7 @@ from chimed_lit.modules.optim import WarmupCosine, optimizer_and_schedule
 from chimed_lit.modules.reward import score_sequences
 from chimed_lit.modules.rollout_rows import (
     RolloutRows,
+    behaviour_logps,
     layout,
     response_logits,
     response_logps,
@@ -168,14 +169,6 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.entropy_coef != 0):
             return logp, entropy_from_logits(logits[:, :-1], rows.response_mask)
 
-    def _rollout_logps(self, replies: list[dict[str, Any]], rows: RolloutRows) -> torch.Tensor:
-        """The behaviour policy's log-probs on the response grid, taken from the logits
-        generation already computed (no second actor forward over the rollout)."""
-        out = torch.zeros(rows.labels.shape, device=self.device)
-        for i, r in enumerate(replies):
-            out[i, : len(r["logps"])] = r["logps"].to(self.device)
-        return out
-
     def score(self, rows: RolloutRows) -> torch.Tensor:
         """Raw reward-model scores at each sequence's last token."""
         with torch.no_grad():
@@ -221,7 +214,7 @@ class PPOModule(ShardedModelHook, L.LightningModule):
         score = (raw - self.reward_mean) / max(self.reward_std, 1e-6)
         score = score - self.missing_eos_penalty * (~finished).float()
         with torch.no_grad():
-            old_logp = self._rollout_logps(replies, rows)
+            old_logp = behaviour_logps(replies, rows)
             ref_logp = self._ref_logps(view)
         one_pass = self._one_minibatch(len(prompts))
         with torch.set_grad_enabled(one_pass):

@@ -112,6 +112,15 @@ def layout(
     return RolloutRows(ids.to(device), mask.to(device), positions.to(device), labels.to(device))
 
 
+def behaviour_logps(replies: list[dict[str, Any]], rows: RolloutRows) -> torch.Tensor:
+    """[B, R] the sampling policy's log-probs on the response grid, taken from the logits
+    generation already computed (`generate(..., with_logps=True)`): no second forward."""
+    out = torch.zeros(rows.labels.shape, device=rows.labels.device)
+    for i, r in enumerate(replies):
+        out[i, : len(r["logps"])] = r["logps"].to(out.device)
+    return out
+
+
 def response_logits(model: torch.nn.Module, rows: RolloutRows) -> torch.Tensor:
     """[B, R + 1, vocab] logits of the last R + 1 positions (the LM head on those only): column
     k predicts response token k; the last column, past the longest response, is unused."""

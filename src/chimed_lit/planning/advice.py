@@ -81,15 +81,16 @@ def _batch_changes(setup: StageSetup) -> list[Change]:
     """Halving what sets the activations: PPO's update minibatch, else the micro-batch (with
     more accumulation, so the global batch stays; rejection sampling then rolls out fewer)."""
     out = []
-    if setup.kind == "ppo":
+    if setup.kind in ("ppo", "grpo"):
         b = setup.minibatch
+        key = "stage.module" if setup.kind == "ppo" else "stage.grpo"
         while b > 1:
             b //= 2
             out.append(
                 Change(
                     "batch",
-                    f"PPO minibatch {b}",
-                    (f"stage.module.minibatch_size={b}",),
+                    f"{setup.kind.upper()} update minibatch {b}",
+                    (f"{key}.minibatch_size={b}",),
                     lambda st, b=b: replace(st, minibatch=b),
                 )
             )

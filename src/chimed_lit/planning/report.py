@@ -23,6 +23,9 @@ def _header(plan: StagePlan) -> str:
     batch = (
         f"rollout {s.rollout_batch} x {s.rollout_tokens} tokens, PPO minibatch {s.minibatch}"
         if s.kind == "ppo"
+        else f"rollout {s.rollout_batch} x {s.rollout_tokens} tokens (prompts x group), "
+        f"update minibatch {s.minibatch}"
+        if s.kind == "grpo"
         else f"rollout {s.rollout_batch} x {s.rollout_tokens} tokens, micro-batch {s.micro_batch}"
         if s.kind == "rejection_sampling"
         else f"micro-batch {s.micro_batch} x {s.seq_len} tokens"

@@ -10,13 +10,14 @@ from chimed_lit.io.errors import ConfigError
 from chimed_lit.planning.memory import Sharding, StateBytes, state_bytes
 
 # the memory layouts the planner knows (`stage_plan.roles`); a stage picks one (`Stage.plan_kind`)
-PLAN_KINDS = ("causal_lm", "reward", "dpo", "ppo", "rejection_sampling")
+PLAN_KINDS = ("causal_lm", "reward", "dpo", "ppo", "grpo", "rejection_sampling")
 
 
 @dataclass(frozen=True)
 class StageSetup:
-    """One stage's memory-relevant settings. `kind`: causal_lm (pretrain, sft), reward, dpo, ppo
-    or rejection_sampling. Rollout fields are for ppo and rejection sampling only."""
+    """One stage's memory-relevant settings. `kind`: causal_lm (pretrain, sft), reward, dpo, ppo,
+    grpo or rejection_sampling. Rollout fields are for the RL kinds only; `rollout_batch` counts
+    sequences generated at once (GRPO: prompts x group size)."""
 
     stage: str
     kind: str
@@ -34,6 +35,8 @@ class StageSetup:
     rollout_tokens: int = 0
     minibatch: int = 0
     dpo_reference: bool = True
+    grpo_reference: bool = True  # grpo: a frozen reference (KL term on)
+    grpo_reward_model: bool = False  # grpo: a frozen reward model among the rewards
     loss_chunk: int = 0  # causal_lm: `stage.module.loss_chunk` (0: full logits)
 
     @property

@@ -69,6 +69,12 @@ def roles(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> list[tuple[str, 
             ("reference", "frozen", lm),
             ("reward", "frozen", rm),
         ]
+    if setup.kind == "grpo":  # critic-free: the group is the baseline
+        return (
+            [("policy", "trained", lm)]
+            + ([("reference", "frozen", lm)] if setup.grpo_reference else [])
+            + ([("reward", "frozen", rm)] if setup.grpo_reward_model else [])
+        )
     if setup.kind == "rejection_sampling":
         return [("policy", "trained", lm), ("reward", "frozen", rm)]
     return [("model", "trained", lm)]
@@ -92,6 +98,8 @@ def _train_activations(setup: StageSetup, lm: ModelShape, rm: ModelShape, ckpt: 
             activations(lm, s, b, ckpt, fused).total
             + activations(rm, s, b, ckpt, fused, lm_head=False).total
         )
+    if setup.kind == "grpo":  # the policy's forward/backward on one update minibatch
+        return activations(lm, setup.rollout_tokens, setup.minibatch, ckpt, fused).total
     if setup.kind == "rejection_sampling":
         return activations(lm, setup.rollout_tokens, setup.micro_batch, ckpt, fused).total
     rows = 2 * setup.micro_batch if setup.kind in ("reward", "dpo") else setup.micro_batch
@@ -127,7 +135,7 @@ def plan_stage(setup: StageSetup, lm: ModelShape, rm: ModelShape) -> StagePlan:
     ck = "on" if setup.checkpointing else "off"
     lines.append(Line(f"activations (checkpointing {ck})", act, "train"))
     phases = {"train": act}
-    if setup.kind in ("ppo", "rejection_sampling"):
+    if setup.kind in ("ppo", "grpo", "rejection_sampling"):
         kv = kv_cache_bytes(lm, setup.rollout_batch, setup.rollout_tokens, setup.layout.weights)
         lines.append(
             Line(

@@ -152,6 +152,39 @@ def _pure(name: str, module: Any, options: dict[str, Any]) -> Scorer:
     return scorer
 
 
+def _checked_options(name: str, module: Any, given: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """`given` options of reward `name`, checked against what it takes (and its own
+    `problems`, for pure rewards that have one)."""
+    if name in PURE:
+        opts = _options(name, given, _accepted(module.score, 2), key)
+        check = getattr(module, "problems", None)
+        if check is not None and check(**opts):
+            raise ConfigError([f"{key}.{p}" for p in check(**opts)])
+        return opts
+    accepted = [a for a in _accepted(module.make, 0) if a not in _BUILD_ARGS]
+    return _options(name, given, accepted, key)
+
+
+def option_problems(
+    spec: Any, options: Mapping[str, Mapping[str, Any]] | None, key: str = "stage.reward_options"
+) -> list[str]:
+    """Every problem of `spec` and its `options`, without building anything (the preflight's
+    check, so a typo fails before the stages before RL train)."""
+    try:
+        weights = parse_spec(spec)
+    except ConfigError as e:
+        return e.problems
+    options = dict(options or {})
+    problems = [_unknown(n, key) for n in options if n not in KNOWN]
+    for name in weights:
+        module = importlib.import_module(f"chimed_lit.rewards.{name}")
+        try:
+            _checked_options(name, module, dict(options.get(name) or {}), key)
+        except ConfigError as e:
+            problems += e.problems
+    return problems
+
+
 def build_rewards(
     spec: Any,
     options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -172,16 +205,10 @@ def build_rewards(
     components = []
     for name, weight in weights.items():
         module = importlib.import_module(f"chimed_lit.rewards.{name}")
-        given = dict(options.get(name) or {})
+        opts = _checked_options(name, module, dict(options.get(name) or {}), key)
         if name in PURE:
-            opts = _options(name, given, _accepted(module.score, 2), key)
-            check = getattr(module, "problems", None)
-            if check is not None and check(**opts):
-                raise ConfigError([f"{key}.{p}" for p in check(**opts)])
             scorer = _pure(name, module, opts)
         else:
-            accepted = [a for a in _accepted(module.make, 0) if a not in _BUILD_ARGS]
-            opts = _options(name, given, accepted, key)
             scorer = module.make(
                 **opts, reward_model=reward_model, tokenizer=tokenizer, template=template
             )

@@ -18,10 +18,11 @@ class PPO(RLStage):
     lora_targets = {"actor": "CAUSAL_LM", "critic": "SEQ_CLS"}
 
     def problems(self, cfg: DictConfig) -> list[str]:
+        out = super().problems(cfg)
         target = str((cfg.get("strategy") or {}).get("_target_", ""))
         if target.rsplit(".", 1)[-1] != "deepspeed":
-            return []
-        return [
+            return out
+        return out + [
             (
                 f"strategy=deepspeed_* with stage={cfg.stage.name}: PPO steps two optimizers "
                 "(actor and critic) itself, which Lightning's DeepSpeed strategy does not "

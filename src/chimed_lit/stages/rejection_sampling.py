@@ -519,7 +519,7 @@ class RejectionSampling(RLStage):
     plan_kind = "rejection_sampling"
 
     def problems(self, cfg: DictConfig) -> list[str]:
-        return knob_problems(cfg)
+        return super().problems(cfg) + knob_problems(cfg)
 
     def inner_configs(
         self, cfg: DictConfig, compose: Callable[[str, str], DictConfig]

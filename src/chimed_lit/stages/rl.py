@@ -34,8 +34,26 @@ class RLStage(Stage):
             needs = [n for n in needs if n != "reward"]
         return needs
 
+    def problems(self, cfg: DictConfig) -> list[str]:
+        return reward_problems(cfg)
+
     def check_models(self, cfg: DictConfig, upstream: dict[str, str]) -> None:
         check_rl_models(cfg, upstream)
+
+
+def reward_problems(cfg: DictConfig) -> list[str]:
+    """Algorithms scoring with the reward model alone (PPO, rejection sampling) refuse another
+    `stage.reward` rather than ignore it."""
+    spec = cfg.stage.get("reward", "reward_model")
+    if spec in (None, "reward_model"):
+        return []
+    return [
+        (
+            f"stage.reward={spec} with stage.algorithm={cfg.stage.get('algorithm')}: this "
+            "algorithm scores with the trained reward model only; use a GRPO-family algorithm "
+            "(stage.algorithm=grpo, dr_grpo, dapo, gspo, rloo, reinforce_pp) for other rewards"
+        )
+    ]
 
 
 def check_rl_models(cfg: DictConfig, upstream: dict[str, str]) -> None:

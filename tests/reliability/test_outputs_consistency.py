@@ -104,3 +104,19 @@ def test_csv_metrics_are_appended_across_a_kill_and_resume(run_cli, tmp_path):
     assert train == set(range(5))
     resume = json.loads((out / "pretrain" / "summary.json").read_text())["resume"]
     assert resume["step"] == 2
+
+
+def test_a_stage_trained_afresh_logs_into_an_empty_csv(run_cli, tmp_path):
+    # a changed config retrains the stage from scratch in the same folder: the earlier run's
+    # rows (another learning rate) must not sit above the new run's in metrics.csv
+    out = tmp_path / "run"
+    args = [*TINY, "trainer.max_steps=3", f"paths.output_dir={out}"]
+    assert run_cli("fit", *args).code == 0
+    first = rows(out)
+    r = run_cli("fit", *args, "optimizer.lr=2e-3")
+    assert r.code == 0, r.err[-2000:]
+    second = rows(out)
+    train = [int(r["step"]) for r in second if r["pretrain/train_loss"]]
+    assert train == [0, 1, 2]  # each step once: the first run's rows are gone
+    assert len(second) == len(first)
+    assert [r["pretrain/train_loss"] for r in second] != [r["pretrain/train_loss"] for r in first]

@@ -83,6 +83,12 @@ class ResumableCSVLogger(CSVLogger):
             self.writer = AppendingWriter(log_dir=self.log_dir)
         return self.writer
 
+    def start_fresh(self) -> None:
+        """Forget an earlier run's rows: a stage trained from scratch in a folder that holds
+        another run's `metrics.csv` (a changed config, a run without `resume=true`) logs into
+        an empty file, as Lightning's own CSVLogger would."""
+        (Path(self.log_dir) / ExperimentWriter.NAME_METRICS_FILE).unlink(missing_ok=True)
+
     def drop_steps_after(self, step: int) -> int:
         """Drop the rows logged past `step`: what a killed run logged after the checkpoint a
         resume starts from (saved at global step `step`), which the resumed run logs again.

@@ -42,9 +42,11 @@ def test_mixed_files_give_each_prompt_its_own_task(demo_tok, tmp_path):
         "task": "free",
         "question": "高血压应该挂哪个科？",
         "gold": {"reference": "心血管内科"},
+        "messages": [{"role": "user", "content": "高血压应该挂哪个科？"}],
     }
     for rec, text in zip(batch["records"], batch["prompt_text"], strict=True):
-        assert set(rec) == {"task", "question", "gold"} and rec["question"] == text
+        assert set(rec) == {"task", "question", "gold", "messages"} and rec["question"] == text
+        assert rec["messages"][-1] == {"role": "user", "content": text}  # the whole prompt
         json.dumps(rec)
     assert set(batch) == {"prompt_ids", "prompt_text", "records"}
 

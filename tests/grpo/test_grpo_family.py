@@ -133,10 +133,44 @@ def test_bad_knobs_are_refused_together_before_anything_runs(run_cli, tiny_model
         *grpo_args(tiny_models["lm"]),
         "stage.grpo.group_size=1",
         "stage.grpo.aggregation=token_avg",
+        "stage.grpo.advantage=rlo0",
+        "stage.grpo.clip_low=0",
+        "stage.grpo.clip_high=abc",
+        "stage.grpo.update_epochs=0",
+        "stage.grpo.sampling.do_sample=false",
         "stage.reward=mcq+formt",
         f"paths.output_dir={tmp_path}",
     )
     assert r.code == 2
     text = r.out + r.err
-    assert "group_size=1" in text and "aggregation=token_avg" in text and "formt" in text
+    for bad in (
+        "group_size=1",
+        "aggregation=token_avg",
+        "advantage=rlo0",
+        "clip_low=0:",
+        "clip_high=abc",
+        "update_epochs=0",
+        "do_sample=false",
+        "formt",
+    ):
+        assert bad in text, bad
+    assert "Traceback" not in text
     assert not (tmp_path / "rlhf").exists()
+
+
+def test_a_preset_dict_knob_is_merged_key_by_key(hydra_ctx):
+    from hydra import compose
+
+    from chimed_lit.run.registry import stage_of
+
+    cfg = compose(
+        "fit",
+        ["stage=rlhf", "stage.algorithm=dapo", "stage.grpo.overlong={buffer: 3}"],
+    )
+    knobs = stage_of(cfg).knobs(cfg)
+    assert knobs["overlong"] == {"mode": "soft", "buffer": 3}  # DAPO's mode kept
+    default = stage_of(compose("fit", ["stage=rlhf", "stage.algorithm=dapo"]))
+    assert default.knobs(compose("fit", ["stage=rlhf", "stage.algorithm=dapo"]))["overlong"] == {
+        "mode": "soft",
+        "buffer": 12,  # the last quarter of max_new_tokens=48
+    }

@@ -45,3 +45,11 @@ def test_a_reward_without_spread_warns_after_n_steps(run_cli, tiny_models, tmp_p
     text = r.out + r.err
     assert "every group's rewards have agreed for 2 steps" in text
     assert text.count("every group's rewards have agreed") == 1  # once per streak
+    # no group with a spread: no update at all (Adam's momentum would still move the weights)
+    rows = (tmp_path / "rlhf" / "csv" / "metrics.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    updated = [r.split(",")[head.index("rlhf/updated")] for r in rows[1:]]
+    assert [float(u) for u in updated if u] == [0.0, 0.0, 0.0]
+    from tests.reliability.conftest import assert_same_weights
+
+    assert_same_weights(tiny_models["lm"], tmp_path / "rlhf" / "hf")

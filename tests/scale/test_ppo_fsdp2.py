@@ -101,3 +101,42 @@ def hf_weights_of(path):
     from safetensors.torch import load_file
 
     return load_file(str(path / "model.safetensors"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+def test_dapo_with_two_processes_updates_in_step(tmp_path, tiny_base, strategy):
+    """The GRPO family on two processes: each rank samples, scores and buffers its own groups
+    (dynamic sampling), and both update on the same steps (a rank that updated alone would
+    hang the other in the gradient all-reduce)."""
+    out = tmp_path / strategy
+    run_fit(
+        out,
+        "stage=rlhf",
+        "stage.algorithm=dapo",
+        f"stage.policy={tiny_base}",
+        "stage.reward=mcq+format+length",
+        "stage.reward_options.length.min_chars=4",
+        "stage.reward_options.length.max_chars=8",
+        "stage.grpo.group_size=4",
+        "stage.grpo.sampling.max_new_tokens=6",
+        "stage.grpo.val_sampling.max_new_tokens=6",
+        "data=mcq_demo",
+        "data.batch_size=2",
+        "data.eval_batch_size=4",
+        "data.max_records=32",
+        "logger=csv",
+        "trainer.log_every_n_steps=1",
+        "trainer.max_steps=4",
+        "trainer.val_check_interval=1000",
+        "scheduler.total_steps=4",
+        f"strategy={strategy}",
+        "trainer.devices=2",
+    )
+    s = summary(out, "rlhf")
+    assert s["global_step"] == 4
+    rows = list(csv.DictReader((out / "rlhf" / "csv" / "metrics.csv").open()))
+    updated = [float(r["rlhf/updated"]) for r in rows if r.get("rlhf/updated")]
+    assert len(updated) == 4 and sum(updated) >= 1, updated
+    for name, tensor in hf_weights(out, "rlhf").items():
+        assert torch.isfinite(tensor).all(), name

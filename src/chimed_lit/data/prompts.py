@@ -10,7 +10,8 @@ more than `data.max_dropped_fraction` dropped is a `DataError` (the base's rule)
 Prompts with references (`data.task`, see `task_files.py`): MCQ and NER files are read by the
 evaluation's readers and asked as `chimed-lit eval` asks them, carrying their gold answer; a free
 prompt may carry a `reference` answer. Every batch holds `records`, one per prompt:
-`{"task": "mcq"|"ner"|"free", "question": the last user turn, "gold": dict or None}`.
+`{"task": "mcq"|"ner"|"free", "question": the last user turn, "gold": dict or None,
+"messages": the prompt's turns}` (the reward model and the judge read the whole context).
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class PromptDataModule(BaseDataModule):
             "prompt_text": messages[-1]["content"],
             "task": example.get("task", "free"),
             "gold": example.get("gold", "null"),
+            # the whole prompt conversation, for rewards that read context (reward_model, judge)
+            "messages_json": json.dumps(messages, ensure_ascii=False),
         }
 
     def _question_kept(self, messages: list[dict[str, str]], n_ids: int) -> bool:
@@ -114,7 +117,12 @@ class PromptDataModule(BaseDataModule):
             ],
             "prompt_text": [b["prompt_text"] for b in batch],
             "records": [
-                {"task": b["task"], "question": b["prompt_text"], "gold": json.loads(b["gold"])}
+                {
+                    "task": b["task"],
+                    "question": b["prompt_text"],
+                    "gold": json.loads(b["gold"]),
+                    "messages": json.loads(b.get("messages_json") or "[]"),
+                }
                 for b in batch
             ],
         }

@@ -41,6 +41,7 @@ not yet fill a batch only buffers them (`rlhf/updated` is 0 then). Metrics are
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -142,12 +143,18 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
         )
         self.val_sampling = Sampling(**{"do_sample": False, **(val_sampling or sampling or {})})
         self.val_samples = val_samples
+        if advantage not in ADVANTAGES:
+            raise ValueError(f"advantage={advantage!r}: use one of {', '.join(ADVANTAGES)}")
         self.advantage, self.ratio_level, self.aggregation = advantage, ratio_level, aggregation
         self.max_tokens = max_tokens
         self.clip_low, self.clip_high = clip_low, clip_high
         self.kl_coef, self.kl_estimator, self.entropy_coef = kl_coef, kl_estimator, entropy_coef
         self.dynamic_sampling, self.max_wait = dynamic_sampling, max_wait
         self.overlong = {"mode": "none", "buffer": 0, **(overlong or {})}
+        if self.overlong["mode"] not in OVERLONG_MODES:
+            raise ValueError(
+                f"overlong.mode={self.overlong['mode']!r}: use one of {OVERLONG_MODES}"
+            )
         self.update_epochs, self.minibatch_size = update_epochs, minibatch_size
         self.degenerate_warn_steps, self.degenerate_streak = degenerate_warn_steps, 0
         self.max_grad_norm, self.table_every_n_steps = max_grad_norm, table_every_n_steps
@@ -180,8 +187,7 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
         # dynamic sampling: informative groups wait in the buffer until a batch is full (a
         # step that only fills the buffer still counts: `max_steps` counts rollout batches)
         groups = self._select(fresh, n_prompts)
-        if groups is None:
-            self.lr_schedulers().step()
+        if groups is None:  # the schedule counts updates: its step waits for the next one
             lightning_internals.count_optimizer_step(self.trainer)
             # Lightning repeats a step metric's last value in a batch that does not log it:
             # an update's statistics are NaN (not measured) on a step without one
@@ -256,13 +262,19 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
             g.components = {k: v[rows].tolist() for k, v in parts.items()}
 
     def _select(self, fresh: list[Group], n_prompts: int) -> list[Group] | None:
-        """The groups to learn from now: this step's, or with dynamic sampling a full batch of
-        informative ones from the buffer (None: keep sampling)."""
+        """The groups to learn from now (None: no update this step). Without dynamic sampling
+        this step's groups, unless no group on any rank has a reward spread (a zero-advantage
+        step would still move the weights through Adam's momentum). With it, a full batch of
+        informative groups from the buffer; after `max_wait` steps without one, the largest
+        number every rank holds. Ranks decide together: one updating alone would hang the
+        others in the gradient all-reduce."""
         if not self.dynamic_sampling:
-            return fresh
+            informative = sum(not g.degenerate for g in fresh)
+            return fresh if self._over_ranks(informative, "max") > 0 else None
         self.buffer.add([g for g in fresh if not g.degenerate])
         self.log(f"{self.stage}/buffered_groups", float(len(self.buffer)), batch_size=n_prompts)
-        if len(self.buffer) >= n_prompts:
+        held = self._over_ranks(len(self.buffer), "min")
+        if held >= n_prompts:
             return self.buffer.take(n_prompts)
         self.buffer.waited += 1
         if self.buffer.waited < self.max_wait:
@@ -272,19 +284,26 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
             "batch of %d: updating on them (raise the group size or the temperature, or "
             "check the reward)",
             self.stage,
-            len(self.buffer),
+            held,
             self.buffer.waited,
             n_prompts,
         )
-        kept = self.buffer.take(n_prompts)
-        return kept or fresh  # all degenerate: a zero-advantage update keeps steps counted
+        return self.buffer.take(held) if held else None
+
+    def _over_ranks(self, value: int, op: str) -> int:
+        """`value` reduced over every process (DDP, FSDP2) by `op` (min | max)."""
+        strategy = self.trainer.strategy
+        if strategy.world_size <= 1:
+            return value
+        t = torch.tensor(float(value), device=self.device)
+        gathered = strategy.all_gather(t)
+        return int(gathered.min() if op == "min" else gathered.max())
 
     # ----- 3. advantages ------------------------------------------------------------------
     def _advantages(self, rewards: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-        if self.advantage == "grpo":
-            return group_advantages(rewards, self.group_size, scale="std")
-        if self.advantage == "dr_grpo":
-            return group_advantages(rewards, self.group_size, scale="none")
+        if self.advantage in ("grpo", "dr_grpo"):
+            scale = "std" if self.advantage == "grpo" else "none"
+            return group_advantages(rewards, self.group_size, scale=scale)
         if self.advantage == "rloo":
             return rloo_advantages(rewards, self.group_size)
         return reinforce_pp_advantages(rewards, self.group_size)
@@ -300,17 +319,17 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
     def _view(self, rows: RolloutRows) -> RolloutRows:
         return rows.pack() if self.padding_free else rows
 
-    def _logps(self, model: torch.nn.Module, rows: RolloutRows, entropy: bool = False):
+    def _logps(self, model: torch.nn.Module, rows: RolloutRows, entropy_mask=None):
         """[N, T] response log-probs under the sampling distribution (logits / temperature),
-        and the masked mean entropy when asked."""
+        and the mean entropy over `entropy_mask` when one is given."""
         logits = response_logits(model, self._view(rows))
         if self.sampling.do_sample and self.sampling.temperature != 1.0:
             logits = logits / self.sampling.temperature
         logp = response_logps(logits, rows)
-        if not entropy:
+        if entropy_mask is None:
             return logp, None
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.entropy_coef != 0):
-            return logp, entropy_from_logits(logits[:, :-1], rows.response_mask)
+            return logp, entropy_from_logits(logits[:, :-1], entropy_mask)
 
     def _ref_logps(self, rows: RolloutRows) -> torch.Tensor:
         if self.ref is not None:
@@ -328,7 +347,7 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
         for _ in range(self.update_epochs):
             for part in slices:
                 mini, m = rows.rows(part), mask[part]
-                logp, entropy = self._logps(self.actor, mini, entropy=True)
+                logp, entropy = self._logps(self.actor, mini, entropy_mask=m)
                 loss, stats = policy_loss(
                     logp,
                     old_logp[part],
@@ -400,8 +419,6 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
     def _maybe_table(self, groups: list[Group]) -> None:
         if not self.table_every_n_steps or self.global_step % self.table_every_n_steps:
             return
-        import json
-
         names = list(groups[0].components)
         rows = [
             [
@@ -423,7 +440,7 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
                     data=rows,
                 )
 
-    # ----- validation: greedy replies to held-out prompts, scored -------------------------
+    # ----- validation: `val_samples` replies per held-out prompt, scored ------------------
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         k = self.val_samples
         prompts = [p for p in batch["prompt_ids"] for _ in range(k)]
@@ -460,12 +477,21 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
                 for k, v in checkpoint["state_dict"].items()
                 if not k.startswith(FROZEN) and k not in frozen
             }
-        checkpoint["grpo"] = {
-            "buffer": self.buffer.state_dict(),
-            "degenerate_streak": self.degenerate_streak,
-        }
+        # every rank's buffer (each samples its own groups) under `ranks`: a collective, as
+        # Lightning builds the checkpoint on every rank and rank 0 writes it
+        own = {"buffer": self.buffer.state_dict(), "degenerate_streak": self.degenerate_streak}
+        ranks = [own]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            ranks = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(ranks, own)
+        checkpoint["grpo"] = {"ranks": ranks}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint.get("grpo") or {}
+        ranks = (checkpoint.get("grpo") or {}).get("ranks") or [{}]
+        dist = torch.distributed
+        rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+        if rank >= len(ranks):  # resumed on more ranks than saved: a fresh buffer there
+            ranks = [*ranks, *[{}] * (rank + 1 - len(ranks))]
+        state = ranks[rank] or {}
         self.buffer.load_state_dict(state.get("buffer") or {})
         self.degenerate_streak = int(state.get("degenerate_streak", 0))

@@ -21,6 +21,7 @@ from chimed_lit.stages import StageContext
 from chimed_lit.stages.rl import RLStage
 
 MODULE = "chimed_lit.modules.grpo.GRPOModule"
+ADVANTAGES = ("grpo", "dr_grpo", "rloo", "reinforce_pp")
 AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum")
 KL_ESTIMATORS = ("k1", "k2", "k3", "low_var")  # losses.kl.KL_ESTIMATORS (no torch here)
 
@@ -67,34 +68,11 @@ class GRPO(RLStage):
             knobs = self.knobs(cfg)
         except ConfigError as e:
             return [*out, *e.problems]
-        g = knobs["group_size"]
-        if not isinstance(g, int) or g < 2:
-            out.append(f"stage.grpo.group_size={g}: use 2 or more (the baseline is the group)")
-        if knobs["aggregation"] not in AGGREGATIONS:
-            out.append(
-                f"stage.grpo.aggregation={knobs['aggregation']}: use one of "
-                f"{', '.join(AGGREGATIONS)}"
-            )
-        if knobs["ratio_level"] not in ("token", "sequence"):
-            out.append(f"stage.grpo.ratio_level={knobs['ratio_level']}: use token or sequence")
-        if knobs["kl_estimator"] not in KL_ESTIMATORS:
-            out.append(
-                f"stage.grpo.kl_estimator={knobs['kl_estimator']}: use one of "
-                f"{', '.join(KL_ESTIMATORS)}"
-            )
-        for key in ("clip_low", "clip_high", "kl_coef"):
-            if not float(knobs[key]) >= 0:
-                out.append(f"stage.grpo.{key}={knobs[key]}: use a value >= 0")
-        overlong = knobs["overlong"] or {}
-        mode = overlong.get("mode", "none")
-        if mode not in ("none", "filter", "soft"):
-            out.append(f"stage.grpo.overlong.mode={mode}: use none, filter or soft")
-        new = int((knobs.get("sampling") or {}).get("max_new_tokens", 0))
-        if mode == "soft" and not 0 < int(overlong.get("buffer") or 0) <= new:
-            out.append(
-                f"stage.grpo.overlong.buffer={overlong.get('buffer')}: the soft penalty ramps "
-                f"over the last buffer tokens: use 1..max_new_tokens ({new})"
-            )
+        return out + knob_problems(knobs) + self._strategy_problems(cfg)
+
+    @staticmethod
+    def _strategy_problems(cfg: DictConfig) -> list[str]:
+        out = []
         target = str((cfg.get("strategy") or {}).get("_target_", ""))
         if target.rsplit(".", 1)[-1] == "deepspeed":
             out.append(
@@ -124,11 +102,14 @@ class GRPO(RLStage):
         for key, value in self.PRESET.items():
             if out.get(key) is None:
                 out[key] = value
+            elif isinstance(value, dict) and isinstance(out[key], dict):  # key by key
+                out[key] = {**value, **{k: v for k, v in out[key].items() if v is not None}}
         if self.CONSTANT_NORMALISER and not out.get("max_tokens"):
-            out["max_tokens"] = int((out.get("sampling") or {}).get("max_new_tokens", 0)) or None
+            new = (out.get("sampling") or {}).get("max_new_tokens")
+            out["max_tokens"] = _number(new, int) or None
         overlong = dict(out.get("overlong") or {})
         if overlong.get("mode") == "soft" and not overlong.get("buffer"):
-            new = int((out.get("sampling") or {}).get("max_new_tokens", 0))
+            new = _number((out.get("sampling") or {}).get("max_new_tokens"), int) or 0
             overlong["buffer"] = max(1, new // 4)  # the last quarter, as DAPO's 4k of 20k
         out["overlong"] = overlong
         return out
@@ -201,6 +182,81 @@ class GRPO(RLStage):
             grpo_reference=float(knobs["kl_coef"]) > 0,
             grpo_reward_model=self.uses_reward_model(cfg),
         )
+
+
+def _number(value: Any, kind: type = float) -> float | int | None:
+    """`value` as a number of `kind`, or None when it is none (bools are not numbers)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        return None
+    return number if kind is float or number == float(value) else None
+
+
+def knob_problems(knobs: dict[str, Any]) -> list[str]:
+    """Every bad `stage.grpo` knob, in words (before anything loads or trains)."""
+    out = []
+
+    def check(key: str, ok: bool, want: str, kind: type = float) -> None:
+        value = knobs.get(key)
+        if _number(value, kind) is None or not ok:
+            out.append(f"stage.grpo.{key}={value}: {want}")
+
+    def num(key: str, kind: type = float) -> float:
+        return _number(knobs.get(key), kind) or 0
+
+    check(
+        "group_size", num("group_size", int) >= 2, "use 2 or more (the baseline is the group)", int
+    )
+    check(
+        "clip_low",
+        0 < num("clip_low") < 1,
+        "use a value in (0, 1): the ratio's floor is 1 - clip_low",
+    )
+    check("clip_high", num("clip_high") > 0, "use a value > 0")
+    check("kl_coef", num("kl_coef") >= 0, "use a value >= 0 (0: no KL term, no reference)")
+    check("entropy_coef", True, "use a number")
+    check("update_epochs", num("update_epochs", int) >= 1, "use 1 or more passes", int)
+    check("val_samples", num("val_samples", int) >= 1, "use 1 or more replies", int)
+    check("max_wait", num("max_wait", int) >= 1, "use 1 or more steps", int)
+    mb = knobs.get("minibatch_size")
+    if mb is not None and not (_number(mb, int) or 0) >= 1:
+        out.append(f"stage.grpo.minibatch_size={mb}: use null (the whole rollout) or >= 1")
+    choices = {
+        "advantage": ADVANTAGES,
+        "aggregation": AGGREGATIONS,
+        "ratio_level": ("token", "sequence"),
+        "kl_estimator": KL_ESTIMATORS,
+    }
+    for key, allowed in choices.items():
+        if knobs.get(key) not in allowed:
+            out.append(f"stage.grpo.{key}={knobs.get(key)}: use one of {', '.join(allowed)}")
+    sampling = knobs.get("sampling") or {}
+    new = _number(sampling.get("max_new_tokens"), int)
+    if new is None or new < 1:
+        out.append(f"stage.grpo.sampling.max_new_tokens={sampling.get('max_new_tokens')}: use >= 1")
+        new = 0
+    if sampling.get("do_sample") is False:
+        out.append(
+            "stage.grpo.sampling.do_sample=false: the G replies to a prompt would be identical "
+            "(every group without a reward spread); the GRPO family samples"
+        )
+    temperature = _number(sampling.get("temperature", 1.0))
+    if temperature is None or temperature <= 0:
+        out.append(f"stage.grpo.sampling.temperature={sampling.get('temperature')}: use > 0")
+    overlong = knobs.get("overlong") or {}
+    mode = overlong.get("mode", "none")
+    if mode not in ("none", "filter", "soft"):
+        out.append(f"stage.grpo.overlong.mode={mode}: use none, filter or soft")
+    buffer = _number(overlong.get("buffer") or 0, int)
+    if mode == "soft" and not (buffer is not None and 0 < buffer <= new):
+        out.append(
+            f"stage.grpo.overlong.buffer={overlong.get('buffer')}: the soft penalty ramps over "
+            f"the last buffer tokens: use 1..max_new_tokens ({new})"
+        )
+    return out
 
 
 def _container(node: Any) -> Any:

@@ -209,11 +209,11 @@ def run_stage(
         None if any(isinstance(p, AtomicCheckpointIO) for p in plugins) else sdir / "checkpoints"
     )
     step = (resumed or {}).get("step")
-    for lg in loggers:  # the interrupted run's rows up to the checkpoint stay; else none
-        if isinstance(lg, ResumableCSVLogger) and step is not None:
+    for lg in loggers:  # a resume keeps the interrupted run's rows up to its checkpoint
+        if isinstance(lg, ResumableCSVLogger) and ckpt is None:
+            lg.start_fresh()  # trained from scratch: an earlier run's rows do not belong
+        elif isinstance(lg, ResumableCSVLogger) and step is not None:
             lg.drop_steps_after(step)
-        elif isinstance(lg, ResumableCSVLogger):
-            lg.start_fresh()
     trainer = instantiate(
         cfg.trainer,
         strategy=strategy,

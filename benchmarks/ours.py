@@ -92,6 +92,9 @@ def grpo_overrides(spec: dict[str, Any]) -> list[str]:
         f"stage.grpo.update_epochs={g['update_epochs']}",
         "stage.grpo.minibatch_size=null",
         f"stage.grpo.kl_coef={g['kl_coef']}",
+        # TRL updates on every rollout, zero advantages included (a random init's groups all
+        # score 0): ours does the same update work, not its default skip
+        "stage.grpo.update_without_spread=true",
         f"stage.grpo.optimizer.lr={spec.get('lr', 1e-3)}",
         "stage.grpo.table_every_n_steps=0",
         f"data.max_length={w['mcq']['max_length']}",

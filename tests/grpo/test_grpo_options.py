@@ -53,3 +53,23 @@ def test_a_reward_without_spread_warns_after_n_steps(run_cli, tiny_models, tmp_p
     from tests.reliability.conftest import assert_same_weights
 
     assert_same_weights(tiny_models["lm"], tmp_path / "rlhf" / "hf")
+
+
+def test_update_without_spread_updates_on_zero_advantages(run_cli, tiny_models, tmp_path):
+    # TRL's behaviour (and the benchmark's setting): the update runs with zero advantages
+    r = run_cli(
+        "fit",
+        *grpo_args(tiny_models["lm"]),
+        "stage.reward=length",
+        "stage.reward_options.length.min_chars=0",
+        "stage.reward_options.length.max_chars=500",
+        "stage.grpo.update_without_spread=true",
+        "stage.grpo.kl_coef=0",
+        "trainer.max_steps=1",
+        f"paths.output_dir={tmp_path}",
+    )
+    assert r.code == 0, r.err[-3000:]
+    rows = (tmp_path / "rlhf" / "csv" / "metrics.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    updated = [r.split(",")[head.index("rlhf/updated")] for r in rows[1:]]
+    assert [float(u) for u in updated if u] == [1.0]

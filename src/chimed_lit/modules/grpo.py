@@ -26,6 +26,9 @@ Knobs:
 - `dynamic_sampling`: drop groups whose rewards all agree and update once a full batch of
   informative groups is buffered (DAPO); `max_wait`: after this many steps without a full
   batch, update on what is buffered.
+- `update_without_spread`: update even when no group has a reward spread (zero advantages;
+  Adam's momentum from earlier steps and a KL term would still move the weights); off by
+  default; TRL updates on every rollout.
 - `overlong`: {mode: none | filter | soft, buffer}: truncated responses masked out of the loss
   (filter) or the soft length penalty of DAPO eq. 13 added to their reward (soft).
 - `update_epochs`, `minibatch_size` (responses; null: the whole batch): passes over a rollout.
@@ -107,6 +110,7 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
         kl_estimator: str = "k3",
         entropy_coef: float = 0.0,
         dynamic_sampling: bool = False,
+        update_without_spread: bool = False,
         max_wait: int = 4,
         overlong: dict | None = None,
         update_epochs: int = 1,
@@ -150,6 +154,7 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
         self.clip_low, self.clip_high = clip_low, clip_high
         self.kl_coef, self.kl_estimator, self.entropy_coef = kl_coef, kl_estimator, entropy_coef
         self.dynamic_sampling, self.max_wait = dynamic_sampling, max_wait
+        self.update_without_spread = update_without_spread
         self.overlong = {"mode": "none", "buffer": 0, **(overlong or {})}
         if self.overlong["mode"] not in OVERLONG_MODES:
             raise ValueError(
@@ -269,6 +274,8 @@ class GRPOModule(ShardedModelHook, L.LightningModule):
         number every rank holds. Ranks decide together: one updating alone would hang the
         others in the gradient all-reduce."""
         if not self.dynamic_sampling:
+            if self.update_without_spread:  # as TRL does: a zero-advantage update too
+                return fresh
             informative = sum(not g.degenerate for g in fresh)
             return fresh if self._over_ranks(informative, "max") > 0 else None
         self.buffer.add([g for g in fresh if not g.degenerate])

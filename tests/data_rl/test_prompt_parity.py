@@ -1,16 +1,17 @@
 """The prompt an RL policy is trained on is the prompt `chimed-lit eval task=mcq` (generate mode)
-and `task=ner` ask: captured from eval's own runners (their `generate` replaced by a recorder)
-and compared, token for token, with the DataModule's batches, for each real shape."""
+and `task=ner` ask: built as eval's runners build it (eval's reader, `mcq_messages` /
+`ner_type_maps` + `ner_messages`, the eval renderer) and compared, token for token, with the
+DataModule's batches, for each real shape."""
 
 from __future__ import annotations
 
 import pytest
 
 from chimed_lit.data.prompts import PromptDataModule
-from chimed_lit.eval import runners_mcq, runners_ner
 from chimed_lit.eval.api import make_render
+from chimed_lit.eval.formats import read_examples
 from chimed_lit.eval.lm import encode
-from chimed_lit.eval.tasks import run_eval
+from chimed_lit.eval.prompts import mcq_messages, ner_messages, ner_type_maps
 from tests.conftest import shared
 
 FILES = [
@@ -22,24 +23,21 @@ FILES = [
 ]
 
 
-def _eval_prompts(monkeypatch, task: str, path, tok, template: str) -> list[str]:
-    seen: list[str] = []
-
-    def record(model, tokenizer, prompts, **kw):
-        seen.extend(prompts)
-        return [""] * len(prompts)
-
-    monkeypatch.setattr(runners_mcq if task == "mcq" else runners_ner, "generate", record)
-    extra = {"modes": ("generate",)} if task == "mcq" else {}
-    run_eval(task, None, tok, files=[path], render=make_render(template, tok), **extra)
-    return seen
+def _eval_prompts(task: str, path, tok, template: str) -> list[str]:
+    """What `run_mcq` (zero-shot, generate mode) and `run_ner` send their model."""
+    render = make_render(template, tok)
+    examples = read_examples(path, fmt=None, task=task).examples
+    if task == "mcq":
+        return [render(mcq_messages(ex)) for ex in examples]
+    display, code_to_name, _ = ner_type_maps(examples)
+    return [render(ner_messages(ex, display, code_to_name)) for ex in examples]
 
 
 @pytest.mark.parametrize("template", ["chimed", "ziya"])
 @pytest.mark.parametrize("task, rel", FILES, ids=[r for _, r in FILES])
-def test_the_policy_is_asked_what_eval_asks(monkeypatch, demo_tok, tmp_path, task, rel, template):
+def test_the_policy_is_asked_what_eval_asks(demo_tok, tmp_path, task, rel, template):
     path = shared(rel)
-    asked = _eval_prompts(monkeypatch, task, path, demo_tok, template)
+    asked = _eval_prompts(task, path, demo_tok, template)
     dm = PromptDataModule(
         tokenizer=demo_tok,
         train_files=[str(path)],

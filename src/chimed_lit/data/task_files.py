@@ -29,7 +29,7 @@ from typing import Any
 
 from chimed_lit.eval.errors import EvalDataError
 from chimed_lit.eval.formats import FORMATS, detect_format
-from chimed_lit.eval.prompts import CMEEE_TYPE_NAMES, mcq_messages, ner_messages
+from chimed_lit.eval.prompts import mcq_messages, ner_messages, ner_type_maps
 from chimed_lit.eval.records import MCQExample, NERExample
 from chimed_lit.eval.sources import iter_json_array, read_text
 from chimed_lit.io.errors import ConfigError, DataError
@@ -114,16 +114,6 @@ def mcq_record(example: MCQExample) -> dict[str, Any]:
     """The zero-shot prompt eval asks for `example`, and its gold answer (letters, options)."""
     gold = {"answers": sorted(example.answers), "options": dict(example.options)}
     return {"messages": mcq_messages(example), "task": "mcq", "gold": gold}
-
-
-def ner_type_maps(examples: list[NERExample]) -> tuple[list[str], dict[str, str], dict[str, str]]:
-    """What `eval.runners_ner.run_ner` shows and reads for a file (zero-shot, default types):
-    the display names of every entity type in the file (sorted by code), code -> display name,
-    and display name or code -> code (the `type_names` a reward maps answers with)."""
-    codes = sorted({e.type for ex in examples for e in ex.entities})
-    code_to_name = {c: CMEEE_TYPE_NAMES.get(c, c) for c in codes}
-    reverse = {**{c: c for c in codes}, **{n: c for c, n in code_to_name.items()}}
-    return [code_to_name[c] for c in codes], code_to_name, reverse
 
 
 def ner_records(examples: list[NERExample]) -> list[dict[str, Any]]:

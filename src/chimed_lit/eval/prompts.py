@@ -43,6 +43,25 @@ def ner_answer(example: NERExample, code_to_name: Mapping[str, str]) -> str:
     return "\n".join(f"{s}：{t}" for s, t in pairs) or "无"
 
 
+def ner_type_maps(
+    examples: Sequence[NERExample],
+    types: Sequence[str] | None = None,
+    type_names: Mapping[str, str] | None = None,
+) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """The types an NER prompt offers: display names (sorted by code; `types` defaults to every
+    type in `examples`), code -> display name (CMeEE names built in, `type_names` over them),
+    and display name or code -> code (what answers are read with). Eval and RL prompts share it."""
+    codes = (
+        list(types)
+        if types is not None
+        else sorted({e.type for ex in examples for e in ex.entities})
+    )
+    names = {**CMEEE_TYPE_NAMES, **(type_names or {})}
+    code_to_name = {c: names.get(c, c) for c in codes}
+    reverse = {**{c: c for c in codes}, **{n: c for c, n in code_to_name.items()}}
+    return [code_to_name[c] for c in codes], code_to_name, reverse
+
+
 def ner_messages(
     example: NERExample,
     display_types: Sequence[str],

@@ -15,7 +15,7 @@ from chimed_lit.chat.render import Render, prompt_renderer
 from .lm import generate
 from .metrics_ner import ner_scores
 from .parsing import parse_entity_lines
-from .prompts import CMEEE_TYPE_NAMES, ner_messages
+from .prompts import ner_messages, ner_type_maps
 from .records import NERExample
 
 
@@ -40,15 +40,7 @@ def run_ner(
     code to its display name (CMeEE names built in; other codes are shown as they are)."""
     examples = list(examples)[: limit if limit is not None else None]
     shots = list(fewshot)[:k_shot]
-    codes = (
-        list(types)
-        if types is not None
-        else sorted({e.type for ex in [*examples, *shots] for e in ex.entities})
-    )
-    names = {**CMEEE_TYPE_NAMES, **(type_names or {})}
-    code_to_name = {c: names.get(c, c) for c in codes}
-    reverse = {**{c: c for c in codes}, **{n: c for c, n in code_to_name.items()}}
-    display = [code_to_name[c] for c in codes]
+    display, code_to_name, reverse = ner_type_maps([*examples, *shots], types, type_names)
     render = render or prompt_renderer(tokenizer, "chimed")  # the training renderer
     prompts = [render(ner_messages(ex, display, code_to_name, shots)) for ex in examples]
     outputs = generate(
